@@ -1,0 +1,115 @@
+"""The custom MLflow pyfunc: validates applicants, scores them with the fitted pipeline, decides.
+
+Loaded by ``mlflow models serve`` (and ``mlflow.pyfunc.load_model``) from the models-from-code
+file ``model_code/credit_model.py``; the fitted scikit-learn pipeline is a skops artifact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import skops.io
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.models import ModelSignature
+from mlflow.pyfunc import PythonModel, PythonModelContext
+from mlflow.types import ColSpec, DataType, Schema
+from mlflow.types.schema import AnyType
+from sklearn.pipeline import Pipeline
+
+from model_code.schema import APPROVED, FEATURES, OUTPUT_COLUMNS, REJECTED
+from model_code.validation import InvalidApplicants, validate
+
+DEFAULT_THRESHOLD = 0.5
+PIPELINE_ARTIFACT = "pipeline"
+
+# NB: skops refuses to load any type it was not told to trust; this is the complete list of
+# non-scikit-learn types our pipeline contains, so a tampered artifact cannot run other code.
+TRUSTED_TYPES = ("model_code.preprocessing.add_ratios", "model_code.preprocessing._ratio_names")
+
+
+def signature() -> ModelSignature:
+    """The MLflow signature, derived from the applicant schema.
+
+    NB: numeric fields are declared ``any`` on purpose. With ``long`` or ``double`` the scoring
+    server casts while parsing JSON: 35.5 becomes 35, "35" becomes 35 and an int income is
+    refused. ``any`` hands the raw values to ``predict``, whose checks enforce the schema's
+    exact types (integer, finite number) and bounds, so nothing is ever silently truncated.
+    """
+    inputs = Schema(
+        [ColSpec(AnyType() if f.is_numeric else DataType.string, f.name) for f in FEATURES]
+    )
+    outputs = Schema(
+        [
+            ColSpec(DataType.string, "prediction"),
+            ColSpec(DataType.double, "approval_probability"),
+            ColSpec(DataType.double, "rejection_probability"),
+            ColSpec(DataType.double, "risk_score"),
+            ColSpec(DataType.double, "confidence"),
+            ColSpec(DataType.string, "model_run_id"),
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    """Load a skops-saved pipeline, trusting only scikit-learn, numpy and our own functions."""
+    untrusted = skops.io.get_untrusted_types(file=path)
+    unexpected = [t for t in untrusted if not _is_trusted(t)]
+    if unexpected:
+        raise ValueError(f"refusing to load {path}: untrusted types {unexpected}")
+    pipeline = skops.io.load(path, trusted=untrusted)
+    if not isinstance(pipeline, Pipeline):
+        raise TypeError(f"{path} holds a {type(pipeline).__name__}, not a Pipeline")
+    return pipeline
+
+
+def _is_trusted(type_name: str) -> bool:
+    return type_name in TRUSTED_TYPES or type_name.split(".")[0] in {"sklearn", "numpy", "builtins"}
+
+
+def score(pipeline: Pipeline, applicants: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Turn validated applicants into the output columns (probability of default is class 1)."""
+    rejection = pipeline.predict_proba(applicants)[:, 1].astype("float64")
+    approval = 1.0 - rejection
+    rejected = rejection >= threshold
+    return pd.DataFrame(
+        {
+            "prediction": np.where(rejected, REJECTED, APPROVED),
+            "approval_probability": approval,
+            "rejection_probability": rejection,
+            "risk_score": rejection,
+            "confidence": np.where(rejected, rejection, approval),
+        }
+    )
+
+
+class CreditScoreModel(PythonModel):  # type: ignore[misc]
+    """Scores applicants: probabilities, risk score, decision and confidence per row."""
+
+    def load_context(self, context: PythonModelContext) -> None:
+        config: dict[str, Any] = dict(context.model_config or {})
+        self.threshold = float(config.get("decision_threshold", DEFAULT_THRESHOLD))
+        self.run_id = str(config.get("run_id", ""))
+        self.pipeline = load_pipeline(context.artifacts[PIPELINE_ARTIFACT])
+
+    def predict(
+        self,
+        context: PythonModelContext,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        if not isinstance(model_input, pd.DataFrame):
+            model_input = pd.DataFrame(model_input)
+        try:
+            applicants = validate(model_input)
+        except InvalidApplicants as exc:
+            raise MlflowException(
+                f"Invalid applicant data: {exc}", error_code=INVALID_PARAMETER_VALUE
+            ) from None
+        out = score(self.pipeline, applicants, self.threshold)
+        out["model_run_id"] = self.run_id
+        return out.loc[:, list(OUTPUT_COLUMNS)]

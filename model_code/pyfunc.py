@@ -17,10 +17,9 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.models import ModelSignature
 from mlflow.pyfunc import PythonModel, PythonModelContext
 from mlflow.types import ColSpec, DataType, Schema
-from mlflow.types.schema import AnyType
 from sklearn.pipeline import Pipeline
 
-from model_code.schema import APPROVED, FEATURES, OUTPUT_COLUMNS, REJECTED
+from model_code.schema import APPROVED, FEATURES, NUMERIC_FEATURES, OUTPUT_COLUMNS, REJECTED
 from model_code.validation import InvalidApplicants, validate
 
 DEFAULT_THRESHOLD = 0.5
@@ -34,13 +33,15 @@ TRUSTED_TYPES = ("model_code.preprocessing.add_ratios", "model_code.preprocessin
 def signature() -> ModelSignature:
     """The MLflow signature, derived from the applicant schema.
 
-    NB: numeric fields are declared ``any`` on purpose. With ``long`` or ``double`` the scoring
-    server casts while parsing JSON: 35.5 becomes 35, "35" becomes 35 and an int income is
-    refused. ``any`` hands the raw values to ``predict``, whose checks enforce the schema's
-    exact types (integer, finite number) and bounds, so nothing is ever silently truncated.
+    NB: every numeric field, integers included, is declared ``double``. With ``long`` the
+    scoring server's JSON parser casts 35.5 to 35 before the model sees it; with ``double`` the
+    value arrives intact and ``predict`` refuses non-integers, nulls (NaN), infinities and
+    out-of-bounds values by the schema's rules, so nothing is ever silently truncated. (``any``
+    would also keep the raw values but breaks MLflow's CSV parsing.) Callers of the in-process
+    pyfunc pass float64 columns, as MLflow refuses an int64 column for a double.
     """
     inputs = Schema(
-        [ColSpec(AnyType() if f.is_numeric else DataType.string, f.name) for f in FEATURES]
+        [ColSpec(DataType.double if f.is_numeric else DataType.string, f.name) for f in FEATURES]
     )
     outputs = Schema(
         [
@@ -53,6 +54,15 @@ def signature() -> ModelSignature:
         ]
     )
     return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def model_input(applicants: pd.DataFrame | list[dict[str, Any]]) -> pd.DataFrame:
+    """Applicants as the signature wants them in-process: every numeric field as float64."""
+    frame = pd.DataFrame(applicants).copy()
+    for name in NUMERIC_FEATURES:
+        if name in frame.columns and frame[name].dtype.kind in "iub":
+            frame[name] = frame[name].astype("float64")
+    return frame
 
 
 def load_pipeline(path: str | Path) -> Pipeline:
@@ -87,6 +97,27 @@ def score(pipeline: Pipeline, applicants: pd.DataFrame, threshold: float) -> pd.
     )
 
 
+class InvalidApplicantData(MlflowException):  # type: ignore[misc]
+    """INVALID_PARAMETER_VALUE whose message names fields and rules and can never grow the data.
+
+    NB: MLflow's scoring server rewrites the message of any MlflowException raised by predict to
+    ``Failed to predict data '<the whole DataFrame>'`` + the message, which would echo every
+    applicant's values into the 400 body. This class keeps its own message on that assignment.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
+
+    @property
+    def message(self) -> str:
+        return self._safe_message
+
+    @message.setter
+    def message(self, value: str) -> None:
+        if not hasattr(self, "_safe_message"):
+            self._safe_message = value
+
+
 class CreditScoreModel(PythonModel):  # type: ignore[misc]
     """Scores applicants: probabilities, risk score, decision and confidence per row."""
 
@@ -107,9 +138,7 @@ class CreditScoreModel(PythonModel):  # type: ignore[misc]
         try:
             applicants = validate(model_input)
         except InvalidApplicants as exc:
-            raise MlflowException(
-                f"Invalid applicant data: {exc}", error_code=INVALID_PARAMETER_VALUE
-            ) from None
+            raise InvalidApplicantData(f"Invalid applicant data: {exc}") from None
         out = score(self.pipeline, applicants, self.threshold)
         out["model_run_id"] = self.run_id
         return out.loc[:, list(OUTPUT_COLUMNS)]

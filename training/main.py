@@ -19,7 +19,7 @@ import pandas as pd
 import skops.io
 from mlflow.models.model import ModelInfo
 
-from model_code.pyfunc import PIPELINE_ARTIFACT, signature
+from model_code.pyfunc import PIPELINE_ARTIFACT, model_input, signature
 from model_code.schema import EXAMPLE_APPLICANTS, FEATURES
 from training import evaluate
 from training.data import TARGET, generate_applicants
@@ -63,7 +63,7 @@ def log_pyfunc(pipeline: object, threshold: float, run_id: str) -> ModelInfo:
             artifacts={PIPELINE_ARTIFACT: str(pipeline_path)},
             code_paths=[str(MODEL_CODE)],
             signature=signature(),
-            input_example=pd.DataFrame(list(EXAMPLE_APPLICANTS.values())),
+            input_example=model_input(list(EXAMPLE_APPLICANTS.values())),
             model_config={"decision_threshold": threshold, "run_id": run_id},
             pip_requirements=runtime_requirements(),
             metadata={"features": [_feature_dict(f) for f in FEATURES]},

@@ -16,6 +16,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import roc_auc_score
 
+from model_code.pyfunc import model_input
+
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 
@@ -38,7 +40,7 @@ def champion_auc_on(model_name: str, features: pd.DataFrame, labels: np.ndarray)
     except MlflowException:
         return None
     champion = mlflow.pyfunc.load_model(f"models:/{model_name}/{current.version}")
-    risk = champion.predict(features)["rejection_probability"].to_numpy(float)
+    risk = champion.predict(model_input(features))["rejection_probability"].to_numpy(float)
     return current.version, float(roc_auc_score(labels, risk))
 
 

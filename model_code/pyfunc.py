@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import skops.io
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.models import ModelSignature
-from mlflow.pyfunc import PythonModel, PythonModelContext
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.pyfunc.model import PythonModel, PythonModelContext
 from mlflow.types import ColSpec, DataType, Schema
 from sklearn.pipeline import Pipeline
 
@@ -40,9 +40,7 @@ def signature() -> ModelSignature:
     would also keep the raw values but breaks MLflow's CSV parsing.) Callers of the in-process
     pyfunc pass float64 columns, as MLflow refuses an int64 column for a double.
     """
-    inputs = Schema(
-        [ColSpec(DataType.double if f.is_numeric else DataType.string, f.name) for f in FEATURES]
-    )
+    inputs = Schema([ColSpec(DataType.double if f.is_numeric else DataType.string, f.name) for f in FEATURES])
     outputs = Schema(
         [
             ColSpec(DataType.string, "prediction"),
@@ -97,7 +95,7 @@ def score(pipeline: Pipeline, applicants: pd.DataFrame, threshold: float) -> pd.
     )
 
 
-class InvalidApplicantData(MlflowException):  # type: ignore[misc]
+class InvalidApplicantData(MlflowException):
     """INVALID_PARAMETER_VALUE whose message names fields and rules and can never grow the data.
 
     NB: MLflow's scoring server rewrites the message of any MlflowException raised by predict to
@@ -118,7 +116,7 @@ class InvalidApplicantData(MlflowException):  # type: ignore[misc]
             self._safe_message = value
 
 
-class CreditScoreModel(PythonModel):  # type: ignore[misc]
+class CreditScoreModel(PythonModel):
     """Scores applicants: probabilities, risk score, decision and confidence per row."""
 
     def load_context(self, context: PythonModelContext) -> None:

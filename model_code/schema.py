@@ -194,9 +194,7 @@ EXAMPLE_APPLICANTS: Final[dict[str, dict[str, object]]] = {
 
 def violations(record: Mapping[str, object]) -> list[tuple[str, str]]:
     """Every (field, rule) that ``record`` breaks: missing, unknown or disallowed values."""
-    problems = [
-        (f.name, "is required") for f in FEATURES if f.name not in record
-    ]
+    problems = [(f.name, "is required") for f in FEATURES if f.name not in record]
     problems += [(name, "is not an applicant field") for name in record if name not in FEATURES_BY_NAME]
     for name, value in record.items():
         feature = FEATURES_BY_NAME.get(name)

@@ -36,7 +36,7 @@ def _bad_rows(feature: Feature, column: pd.Series) -> np.ndarray:
         return ~column.isin(feature.categories).to_numpy()
     if column.dtype.kind in "iuf":
         numbers = values.astype("float64")
-        bad = ~np.isfinite(numbers)
+        bad: np.ndarray = ~np.isfinite(numbers)
         with np.errstate(invalid="ignore"):
             if feature.kind == "integer":
                 bad |= np.floor(numbers) != numbers

@@ -57,7 +57,7 @@ def default_logit(frame: pd.DataFrame) -> np.ndarray:
     income = frame["income"].to_numpy(float).clip(min=1_000.0)
     dti = np.minimum(frame["total_debt"].to_numpy(float) / income, 3.0)
     lti = np.minimum(frame["loan_amount"].to_numpy(float) / income, 3.0)
-    return (
+    logit: np.ndarray = (
         INTERCEPT
         + 1.6 * dti
         + 2.2 * lti
@@ -67,11 +67,13 @@ def default_logit(frame: pd.DataFrame) -> np.ndarray:
         + frame["home_ownership"].map(HOME_EFFECT).to_numpy(float)
         + frame["loan_intent"].map(INTENT_EFFECT).to_numpy(float)
     )
+    return logit
 
 
 def _clip(name: str, values: np.ndarray) -> np.ndarray:
     feature = FEATURES_BY_NAME[name]
-    return np.clip(values, feature.minimum, feature.maximum)
+    clipped: np.ndarray = np.clip(values, feature.minimum, feature.maximum)
+    return clipped
 
 
 def generate_applicants(n_samples: int, seed: int) -> pd.DataFrame:
@@ -84,19 +86,15 @@ def generate_applicants(n_samples: int, seed: int) -> pd.DataFrame:
     # Income rises with age until the mid-fifties, log-normally spread around that trend.
     trend = np.log(32_000) + 0.035 * np.minimum(age - 18, 37)
     income = _clip("income", np.round(rng.lognormal(trend, 0.55), -2))
-    employment_length = np.minimum(
-        rng.geometric(p=0.18, size=n_samples) - 1, np.maximum(age - 18, 0)
-    )
+    employment_length = np.minimum(rng.geometric(p=0.18, size=n_samples) - 1, np.maximum(age - 18, 0))
     employment_length = _clip("employment_length", employment_length).astype(int)
 
     adult_years = np.maximum(age - 18, 0)
     credit_history_length = np.floor(adult_years * rng.beta(2.0, 1.5, size=n_samples)).astype(int)
-    num_credit_lines = _clip(
-        "num_credit_lines", rng.poisson(1.0 + credit_history_length / 3.0)
-    ).astype(int)
-    derogatory_marks = _clip(
-        "derogatory_marks", rng.negative_binomial(n=0.6, p=0.7, size=n_samples)
-    ).astype(int)
+    num_credit_lines = _clip("num_credit_lines", rng.poisson(1.0 + credit_history_length / 3.0)).astype(int)
+    derogatory_marks = _clip("derogatory_marks", rng.negative_binomial(n=0.6, p=0.7, size=n_samples)).astype(
+        int
+    )
 
     older = (age > 30).astype(float)
     home_p = np.column_stack(
@@ -135,7 +133,8 @@ def generate_applicants(n_samples: int, seed: int) -> pd.DataFrame:
 def _draw_rows(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarray:
     """One categorical draw per row, each row with its own probabilities."""
     cumulative = np.cumsum(probabilities / probabilities.sum(axis=1, keepdims=True), axis=1)
-    return (rng.random((len(probabilities), 1)) > cumulative).sum(axis=1)
+    drawn: np.ndarray = (rng.random((len(probabilities), 1)) > cumulative).sum(axis=1)
+    return drawn
 
 
 @click.command()

@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # NB: headless machines and CI have no display.
 
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 import numpy as np
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import (
@@ -92,7 +93,7 @@ def write_plots(
     return paths
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -7,6 +7,8 @@ prints its progress and everything is logged to the active MLflow run.
 from __future__ import annotations
 
 import importlib.metadata
+import warnings
+from dataclasses import asdict
 import subprocess
 import tempfile
 import time
@@ -17,10 +19,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 import skops.io
+from mlflow.data.pandas_dataset import from_pandas
 from mlflow.models.model import ModelInfo
 
 from model_code.pyfunc import PIPELINE_ARTIFACT, model_input, signature
-from model_code.schema import EXAMPLE_APPLICANTS, FEATURES
+from model_code.schema import EXAMPLE_APPLICANTS, FEATURES, Feature
 from training import evaluate
 from training.data import TARGET, generate_applicants
 from training.register import register
@@ -57,7 +60,7 @@ def log_pyfunc(pipeline: object, threshold: float, run_id: str) -> ModelInfo:
     with tempfile.TemporaryDirectory() as tmp:
         pipeline_path = Path(tmp) / "pipeline.skops"
         skops.io.dump(pipeline, pipeline_path)
-        return mlflow.pyfunc.log_model(
+        info: ModelInfo = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(MODEL_CODE / "credit_model.py"),
             artifacts={PIPELINE_ARTIFACT: str(pipeline_path)},
@@ -68,14 +71,13 @@ def log_pyfunc(pipeline: object, threshold: float, run_id: str) -> ModelInfo:
             pip_requirements=runtime_requirements(),
             metadata={"features": [_feature_dict(f) for f in FEATURES]},
         )
+        return info
 
 
-def _feature_dict(feature: object) -> dict[str, object]:
-    from dataclasses import asdict
-
-    data = asdict(feature)  # type: ignore[call-overload]
+def _feature_dict(feature: Feature) -> dict[str, object]:
+    data = asdict(feature)
     data["categories"] = list(data["categories"])
-    return dict(data)
+    return data
 
 
 def run_training(
@@ -103,15 +105,17 @@ def run_training(
             frame = pd.read_csv(data_path)
             source = str(data_path)
         _echo("data", f"{len(frame):,} applicants from {source}, default rate {frame[TARGET].mean():.1%}")
-        mlflow.log_input(
-            mlflow.data.from_pandas(frame, name="synthetic-applicants", targets=TARGET),
-            context="training",
-        )
+        with warnings.catch_warnings():
+            # NB: MLflow hints that integer columns cannot hold missing values; ours never do.
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = from_pandas(frame, name="synthetic-applicants", targets=TARGET)
+        mlflow.log_input(dataset, context="training")
 
         splits = split(frame, seed)
         _echo(
             "split",
-            f"train {len(splits.train):,} / validation {len(splits.validation):,} / test {len(splits.test):,} (stratified)",
+            f"train {len(splits.train):,} / validation {len(splits.validation):,} / "
+            f"test {len(splits.test):,} (stratified)",
         )
         params = {
             "n_samples": len(frame),
@@ -135,7 +139,10 @@ def run_training(
         val_x, val_y = Splits.features(splits.validation), splits.validation[TARGET].to_numpy()
         test_risk = pipeline.predict_proba(test_x)[:, 1]
         val_risk = pipeline.predict_proba(val_x)[:, 1]
-        metrics = {f"test_{k}": v for k, v in evaluate.classification_metrics(test_y, test_risk, decision_threshold).items()}
+        metrics = {
+            f"test_{k}": v
+            for k, v in evaluate.classification_metrics(test_y, test_risk, decision_threshold).items()
+        }
         metrics |= {
             f"validation_{k}": v
             for k, v in evaluate.classification_metrics(val_y, val_risk, decision_threshold).items()
@@ -165,7 +172,9 @@ def run_training(
                     "registry_decision": decision.reason,
                 }
             )
-            _echo("register", f"{model_name} version {decision.version} → @{decision.alias}: {decision.reason}")
+            _echo(
+                "register", f"{model_name} version {decision.version} → @{decision.alias}: {decision.reason}"
+            )
         _echo("run", f"done in {time.perf_counter() - started:.1f} s")
 
 
@@ -176,7 +185,10 @@ def run_training(
 @click.option("--min-samples-leaf", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option(
-    "--decision-threshold", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), default=0.5, show_default=True
+    "--decision-threshold",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=0.5,
+    show_default=True,
 )
 @click.option("--model-name", default="credit-score", show_default=True)
 @click.option(

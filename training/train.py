@@ -36,7 +36,9 @@ def split(frame: pd.DataFrame, seed: int, test_size: float = 0.2, validation_siz
         stratify=rest[TARGET],
         random_state=seed,
     )
-    return Splits(train.reset_index(drop=True), validation.reset_index(drop=True), test.reset_index(drop=True))
+    return Splits(
+        train.reset_index(drop=True), validation.reset_index(drop=True), test.reset_index(drop=True)
+    )
 
 
 def build_pipeline(n_estimators: int, max_depth: int, min_samples_leaf: int, seed: int) -> Pipeline:

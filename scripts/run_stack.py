@@ -1,0 +1,219 @@
+"""``make run``: the whole local stack in one command, stopped cleanly by Ctrl-C.
+
+Starts an MLflow tracking server (SQLite + local artifacts, job execution off), trains with
+``mlflow run .`` when the registry has no champion yet, serves the champion with
+``mlflow models serve``, starts the facade, waits for its readiness and prints where things are.
+Every process it starts is stopped (by process group) when it exits; re-running reuses the
+trained model kept in ``RUN_DIR``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from model_code.schema import EXAMPLE_APPLICANTS
+from scripts.processes import PROJECT_ROOT, ManagedProcess, http_status, port_is_free
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Ports, bind address and state folder, from the environment (see the README)."""
+
+    host: str
+    mlflow_port: int
+    scoring_port: int
+    api_port: int
+    run_dir: Path
+    model_name: str
+    model_alias: str
+    train_args: tuple[str, ...]
+
+    @classmethod
+    def from_env(cls) -> StackConfig:
+        env = os.environ
+        return cls(
+            host=env.get("STACK_HOST", "127.0.0.1"),
+            mlflow_port=int(env.get("MLFLOW_PORT", "5001")),
+            scoring_port=int(env.get("SCORING_PORT", "5002")),
+            api_port=int(env.get("API_PORT", env.get("PORT", "8000"))),
+            run_dir=Path(env.get("RUN_DIR", PROJECT_ROOT / ".run")).resolve(),
+            model_name=env.get("MODEL_NAME", "credit-score"),
+            model_alias=env.get("MODEL_ALIAS", "champion"),
+            train_args=tuple(env.get("TRAIN_ARGS", "").split()),
+        )
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"http://{self.host}:{self.mlflow_port}"
+
+
+def _say(message: str) -> None:
+    print(f"[make run] {message}", flush=True)  # noqa: T201 - this is a console program
+
+
+def _bin(name: str) -> str:
+    """A console script of the running interpreter's environment (the project's venv)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else (shutil.which(name) or name)
+
+
+def _child_env(config: StackConfig, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    # NB: `mlflow run --env-manager local` runs `python -m training.main`: the venv must come first.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["MLFLOW_TRACKING_URI"] = config.tracking_uri
+    env.update(extra)
+    return env
+
+
+def champion_exists(config: StackConfig) -> bool:
+    query = urllib.parse.urlencode({"name": config.model_name, "alias": config.model_alias})
+    return http_status(f"{config.tracking_uri}/api/2.0/mlflow/registered-models/alias?{query}") == 200
+
+
+class Stack:
+    """The processes of the local stack, stopped in reverse order of their start."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.processes: list[ManagedProcess] = []
+        self.logs = config.run_dir / "logs"
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> ManagedProcess:
+        process = ManagedProcess(name, argv, self.logs / f"{name}.log", env=env).start()
+        self.processes.append(process)
+        _say(f"started {name} (pid {process.pid}), log: {process.log_path}")
+        return process
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.running():
+                _say(f"stopping {process.name} (pid {process.pid})")
+            process.stop()
+        self.processes.clear()
+
+    def up(self) -> None:
+        c = self.config
+        busy = [p for p in (c.mlflow_port, c.scoring_port, c.api_port) if not port_is_free(c.host, p)]
+        if busy:
+            raise SystemExit(
+                f"[make run] port(s) {busy} on {c.host} are in use; stop what holds them or set "
+                "MLFLOW_PORT / SCORING_PORT / API_PORT"
+            )
+        c.run_dir.mkdir(parents=True, exist_ok=True)
+
+        tracking = self.start(
+            "mlflow-server",
+            [
+                _bin("mlflow"), "server",
+                "--backend-store-uri", f"sqlite:///{c.run_dir / 'mlflow.db'}",
+                "--artifacts-destination", str(c.run_dir / "artifacts"),
+                "--serve-artifacts",
+                "--host", c.host, "--port", str(c.mlflow_port), "--workers", "1",
+            ],
+            _child_env(c, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
+        )  # fmt: skip
+        tracking.wait_http(f"{c.tracking_uri}/health", timeout=120)
+        _say(f"MLflow tracking server ready at {c.tracking_uri}")
+
+        if champion_exists(c):
+            _say(f"reusing models:/{c.model_name}@{c.model_alias}")
+        else:
+            _say(f"no models:/{c.model_name}@{c.model_alias} yet: training with `mlflow run .`")
+            subprocess.run(
+                [_bin("mlflow"), "run", str(PROJECT_ROOT), "--env-manager", "local",
+                 "-P", f"model_name={c.model_name}", *c.train_args],
+                cwd=PROJECT_ROOT, env=_child_env(c), check=True,
+            )  # fmt: skip
+            if not champion_exists(c):
+                raise SystemExit(f"[make run] training finished but there is no @{c.model_alias}")
+
+        scoring = self.start(
+            "scoring-server",
+            [
+                _bin("mlflow"), "models", "serve",
+                "-m", f"models:/{c.model_name}@{c.model_alias}",
+                "--env-manager", "local", "-h", c.host, "-p", str(c.scoring_port),
+            ],
+            _child_env(c),
+        )  # fmt: skip
+        scoring.wait_http(f"http://{c.host}:{c.scoring_port}/ping", timeout=180)
+        _say(f"scoring server ready at http://{c.host}:{c.scoring_port}/invocations")
+
+        api = self.start(
+            "facade",
+            [sys.executable, "-m", "facade"],
+            _child_env(
+                c,
+                HOST=c.host,
+                PORT=str(c.api_port),
+                SCORING_URL=f"http://{c.host}:{c.scoring_port}",
+                MODEL_NAME=c.model_name,
+                MODEL_ALIAS=c.model_alias,
+            ),
+        )
+        api.wait_http(f"http://{c.host}:{c.api_port}/api/v1/health/ready", timeout=60)
+        self.banner()
+
+    def banner(self) -> None:
+        c = self.config
+        api = f"http://{c.host}:{c.api_port}"
+        body = json.dumps(EXAMPLE_APPLICANTS["approved"])
+        print(  # noqa: T201 - this is a console program
+            f"""
+Credit Score stack is ready (Ctrl-C stops everything):
+  API            {api}/api/v1   (docs: {api}/docs, redoc: {api}/redoc)
+  Metrics        {api}/metrics
+  Scoring server http://{c.host}:{c.scoring_port}/invocations
+  MLflow UI      {c.tracking_uri}
+
+Try:
+  curl -s -X POST {api}/api/v1/predict -H 'Content-Type: application/json' \\
+    -d '{body}'
+""",
+            flush=True,
+        )
+
+    def watch(self) -> None:
+        """Block until a signal arrives or a process dies (then say which, with its log)."""
+        while True:
+            for process in self.processes:
+                if not process.running():
+                    raise SystemExit(f"[make run] {process.name} exited unexpectedly:\n{process.log_tail()}")
+            time.sleep(0.5)
+
+
+def _raise_interrupt(signum: int, _: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def main() -> None:
+    stack = Stack(StackConfig.from_env())
+    # NB: SIGTERM (from a supervisor or `kill`) must clean up exactly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        stack.up()
+        stack.watch()
+    except KeyboardInterrupt:
+        _say("interrupted")
+    finally:
+        # NB: a second Ctrl-C must not abort the clean-up and orphan the servers.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+        _say("all processes stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""`mlflow run . --env-manager local` end to end: registration, aliases, and what the model holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import TrackingStore, mlflow_run
+
+pytestmark = pytest.mark.integration
+
+
+def test_first_run_registers_version_1_as_champion(sqlite_store: TrackingStore) -> None:
+    client = MlflowClient(tracking_uri=sqlite_store.tracking_uri)
+
+    champion = client.get_model_version_by_alias("credit-score", "champion")
+
+    assert str(champion.version) == "1"
+    run = client.get_run(champion.run_id)
+    assert run.data.tags["registry_alias"] == "champion"
+    assert run.data.tags["data_seed"] == "42"
+    assert "git_commit" in run.data.tags
+    for metric in ("roc_auc", "gini", "ks", "accuracy", "precision", "recall", "f1", "log_loss", "brier"):
+        assert f"test_{metric}" in run.data.metrics
+    assert run.data.metrics["test_roc_auc"] > 0.65
+    assert run.data.params["n_estimators"] == "40"
+    plots = {Path(a.path).name for a in client.list_artifacts(champion.run_id, "plots")}
+    assert plots == {
+        "roc_curve.png",
+        "calibration_curve.png",
+        "confusion_matrix.png",
+        "feature_importance.png",
+    }
+    assert [i.dataset.name for i in run.inputs.dataset_inputs] == ["synthetic-applicants"]
+
+
+def test_logged_model_directory_holds_no_pickle(sqlite_store: TrackingStore) -> None:
+    client = MlflowClient(tracking_uri=sqlite_store.tracking_uri)
+    source = client.get_model_version_download_uri("credit-score", "1")
+    model_dir = Path(source.removeprefix("file://"))
+
+    files = [p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file()]
+
+    assert "artifacts/pipeline.skops" in files
+    assert "code/model_code/schema.py" in files
+    assert not [f for f in files if f.endswith((".pkl", ".pickle", ".joblib", ".cloudpickle"))]
+    assert "python_model.pkl" not in files
+
+
+def test_a_worse_model_becomes_challenger_and_leaves_the_champion(sqlite_store: TrackingStore) -> None:
+    client = MlflowClient(tracking_uri=sqlite_store.tracking_uri)
+
+    mlflow_run(sqlite_store, "n_samples=2000", "n_estimators=2", "max_depth=1")
+
+    assert str(client.get_model_version_by_alias("credit-score", "champion").version) == "1"
+    challenger = client.get_model_version_by_alias("credit-score", "challenger")
+    assert str(challenger.version) == "2"
+    reason = client.get_run(challenger.run_id).data.tags["registry_decision"]
+    assert "< champion v1" in reason
+    # Aliases only: no deprecated registry stage is ever set.
+    assert {client.get_model_version("credit-score", v).current_stage for v in ("1", "2")} <= {"None", None}

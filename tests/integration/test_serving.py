@@ -1,0 +1,130 @@
+"""The real `mlflow models serve` of the champion: same numbers for every input format, safe errors."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+
+import httpx
+import mlflow.pyfunc
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from model_code.pyfunc import model_input
+from model_code.schema import EXAMPLE_APPLICANTS
+from scripts.processes import ManagedProcess, free_port
+from tests.conftest import TrackingStore, mlflow_bin, project_env
+from training.data import TARGET, generate_applicants
+
+pytestmark = pytest.mark.integration
+
+PROBABILITIES = ["approval_probability", "rejection_probability", "risk_score", "confidence"]
+
+
+@pytest.fixture(scope="module")
+def scoring_url(sqlite_store: TrackingStore) -> Iterator[str]:
+    port = free_port()
+    server = ManagedProcess(
+        "scoring-server",
+        [mlflow_bin(), "models", "serve", "-m", "models:/credit-score@champion",
+         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+        sqlite_store.root / "serve.log",
+        env=project_env(MLFLOW_TRACKING_URI=sqlite_store.tracking_uri),
+        cwd=sqlite_store.root,
+    ).start()  # fmt: skip
+    try:
+        server.wait_http(f"http://127.0.0.1:{port}/ping", timeout=180)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def applicants() -> pd.DataFrame:
+    sample = generate_applicants(200, seed=99).drop(columns=[TARGET])
+    readme = pd.DataFrame(list(EXAMPLE_APPLICANTS.values()))
+    return pd.concat([readme, sample], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def in_process(sqlite_store: TrackingStore, applicants: pd.DataFrame) -> pd.DataFrame:
+    client = MlflowClient(tracking_uri=sqlite_store.tracking_uri)
+    version = client.get_model_version_by_alias("credit-score", "champion").version
+    model = mlflow.pyfunc.load_model(client.get_model_version_download_uri("credit-score", version))
+    return model.predict(model_input(applicants))
+
+
+def _invocations(url: str, **kwargs: object) -> httpx.Response:
+    return httpx.post(f"{url}/invocations", timeout=60, **kwargs)  # type: ignore[arg-type]
+
+
+def _frame(response: httpx.Response) -> pd.DataFrame:
+    assert response.status_code == 200, response.text
+    return pd.DataFrame(response.json()["predictions"])
+
+
+def test_split_records_and_csv_give_the_in_process_numbers(
+    scoring_url: str, applicants: pd.DataFrame, in_process: pd.DataFrame
+) -> None:
+    split = _invocations(
+        scoring_url, json={"dataframe_split": json.loads(applicants.to_json(orient="split"))}
+    )
+    records = _invocations(scoring_url, json={"dataframe_records": applicants.to_dict("records")})
+    csv = _invocations(
+        scoring_url, content=applicants.to_csv(index=False), headers={"Content-Type": "text/csv"}
+    )
+
+    for response in (split, records, csv):
+        served = _frame(response)
+        assert served["prediction"].tolist() == in_process["prediction"].tolist()
+        pd.testing.assert_frame_equal(served[PROBABILITIES], in_process[PROBABILITIES], rtol=0, atol=1e-12)
+
+
+def test_readme_applicants_through_invocations(scoring_url: str) -> None:
+    rows = [EXAMPLE_APPLICANTS["approved"], EXAMPLE_APPLICANTS["rejected"]]
+
+    served = _frame(_invocations(scoring_url, json={"dataframe_records": rows}))
+
+    assert served["prediction"].tolist() == ["APPROVED", "REJECTED"]
+    assert served["model_run_id"].str.fullmatch(r"[0-9a-f]{32}").all()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "rule"),
+    [
+        ("age", 35.5, "age must be an integer between 18 and 100"),
+        ("age", None, "age must be an integer between 18 and 100"),
+        ("age", 101, "age must be an integer between 18 and 100"),
+        ("income", -5000.0, "income must be a finite number between 0 and 10,000,000"),
+        ("total_debt", None, "total_debt must be a finite number between 0 and 10,000,000"),
+        ("loan_intent", "CASINO", "loan_intent must be one of"),
+        ("home_ownership", "castle", "home_ownership must be one of"),
+    ],
+)
+def test_bad_input_is_a_400_naming_the_field_without_the_values(
+    scoring_url: str, field: str, value: object, rule: str
+) -> None:
+    applicant = {**EXAMPLE_APPLICANTS["rejected"], field: value}
+
+    response = _invocations(scoring_url, json={"dataframe_records": [applicant]})
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert rule in body["message"]
+    assert "stack_trace" not in body
+    # Neither the bad value nor the applicant's other values (income 18000...) may come back.
+    for echoed in ("18000", "25000", "30000", *([str(value)] if value is not None else [])):
+        assert echoed not in response.text
+
+
+def test_csv_with_a_missing_column_is_refused(scoring_url: str, applicants: pd.DataFrame) -> None:
+    buffer = io.StringIO()
+    applicants.drop(columns=["total_debt"]).head(3).to_csv(buffer, index=False)
+
+    response = _invocations(scoring_url, content=buffer.getvalue(), headers={"Content-Type": "text/csv"})
+
+    assert response.status_code == 400
+    assert "total_debt" in response.json()["message"]

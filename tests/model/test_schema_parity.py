@@ -1,0 +1,76 @@
+"""The applicant schema is the single source of truth: every derived artifact must match it."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import yaml
+
+from model_code.preprocessing import ENGINEERED_FEATURES, build_preprocessor
+from model_code.pyfunc import signature
+from model_code.schema import (
+    CATEGORICAL_FEATURES,
+    EXAMPLE_APPLICANTS,
+    FEATURE_NAMES,
+    FEATURES,
+    NUMERIC_FEATURES,
+    OUTPUT_COLUMNS,
+    violations,
+)
+from training.data import TARGET, generate_applicants
+from training.main import RUNTIME_PACKAGES, runtime_requirements
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_signature_inputs_are_the_schema_fields_in_order_with_their_types() -> None:
+    inputs = signature().inputs.to_dict()
+
+    assert [c["name"] for c in inputs] == list(FEATURE_NAMES)
+    assert {c["name"]: c["type"] for c in inputs} == {
+        f.name: ("double" if f.is_numeric else "string") for f in FEATURES
+    }
+
+
+def test_signature_outputs_are_the_documented_columns() -> None:
+    assert [c["name"] for c in signature().outputs.to_dict()] == list(OUTPUT_COLUMNS)
+
+
+def test_generator_emits_exactly_the_schema_fields_and_the_label() -> None:
+    frame = generate_applicants(500, seed=1)
+
+    assert list(frame.columns) == [*FEATURE_NAMES, TARGET]
+    for name in NUMERIC_FEATURES:
+        assert frame[name].dtype.kind in "if", name
+
+
+def test_preprocessing_uses_the_schema_columns_and_categories() -> None:
+    transformer = build_preprocessor()
+    columns = {name: cols for name, _, cols in transformer.transformers}
+    encoder = {name: est for name, est, _ in transformer.transformers}["categorical"]
+
+    assert list(columns["numeric"]) == [*NUMERIC_FEATURES, *ENGINEERED_FEATURES]
+    assert list(columns["categorical"]) == list(CATEGORICAL_FEATURES)
+    assert [tuple(c) for c in encoder.categories] == [
+        next(f.categories for f in FEATURES if f.name == name) for name in CATEGORICAL_FEATURES
+    ]
+
+
+def test_readme_examples_are_valid_applicants() -> None:
+    for applicant in EXAMPLE_APPLICANTS.values():
+        assert violations(applicant) == []
+
+
+def test_runtime_pins_agree_across_pyproject_conda_and_the_logged_model() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    model_extra = {
+        line.split("==")[0].lower(): line for line in pyproject["project"]["optional-dependencies"]["model"]
+    }
+    conda = yaml.safe_load((ROOT / "conda.yaml").read_text())
+    conda_pins = {line.split("==")[0].lower(): line for line in conda["dependencies"][-1]["pip"]}
+
+    assert conda_pins == model_extra
+    for requirement in runtime_requirements():
+        assert model_extra[requirement.split("==")[0]] == requirement, "installed version differs from pin"
+    assert set(RUNTIME_PACKAGES) <= set(model_extra)

@@ -1,0 +1,78 @@
+"""The pyfunc's input checks: every schema rule enforced, messages name fields and never values."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+
+from model_code.pyfunc import CreditScoreModel, model_input
+from model_code.schema import EXAMPLE_APPLICANTS
+
+GOOD = EXAMPLE_APPLICANTS["approved"]
+
+
+@pytest.fixture
+def model(small_pipeline) -> CreditScoreModel:  # type: ignore[no-untyped-def]
+    m = CreditScoreModel()
+    m.pipeline, m.threshold, m.run_id = small_pipeline, 0.5, "0" * 32
+    return m
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "rule"),
+    [
+        ("age", 35.5, "must be an integer between 18 and 100"),
+        ("age", 17, "must be an integer between 18 and 100"),
+        ("age", None, "must be an integer between 18 and 100"),
+        ("age", "35", "must be an integer between 18 and 100"),
+        ("age", True, "must be an integer between 18 and 100"),
+        ("income", float("nan"), "must be a finite number between 0 and 10,000,000"),
+        ("income", float("inf"), "must be a finite number between 0 and 10,000,000"),
+        ("income", -1.0, "must be a finite number between 0 and 10,000,000"),
+        ("loan_amount", 499.0, "must be a finite number between 500 and 1,000,000"),
+        ("derogatory_marks", 51, "must be an integer between 0 and 50"),
+        ("loan_intent", "CASINO", "must be one of PERSONAL, EDUCATION"),
+        ("loan_intent", "personal", "must be one of PERSONAL, EDUCATION"),
+        ("home_ownership", None, "must be one of RENT, OWN, MORTGAGE, OTHER"),
+    ],
+)
+def test_forbidden_values_raise_invalid_parameter_naming_field_and_rule(
+    model: CreditScoreModel, field: str, value: object, rule: str
+) -> None:
+    rows = pd.DataFrame([GOOD, {**GOOD, field: value}])
+
+    with pytest.raises(MlflowException) as caught:
+        model.predict(None, rows)  # type: ignore[arg-type]
+
+    assert caught.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert f"{field} {rule}" in caught.value.message
+    assert "(row 1)" in caught.value.message
+    if value is not None:
+        assert repr(value).strip("'") not in caught.value.message.replace(rule, "")
+
+
+def test_missing_field_is_named(model: CreditScoreModel) -> None:
+    with pytest.raises(MlflowException, match="total_debt is required"):
+        model.predict(None, pd.DataFrame([{k: v for k, v in GOOD.items() if k != "total_debt"}]))  # type: ignore[arg-type]
+
+
+def test_message_keeps_clear_of_the_data_when_mlflow_rewrites_it(model: CreditScoreModel) -> None:
+    with pytest.raises(MlflowException) as caught:
+        model.predict(None, pd.DataFrame([{**GOOD, "age": 1234}]))  # type: ignore[arg-type]
+
+    # NB: this is what MLflow's scoring server does to the exception before serialising it.
+    caught.value.message = f"Failed to predict data '{GOOD}'. \nError: {caught.value.message}"
+
+    assert "75000" not in caught.value.serialize_as_json()
+    assert "age must be an integer" in caught.value.serialize_as_json()
+
+
+def test_valid_rows_score_whatever_their_numeric_dtypes(model: CreditScoreModel) -> None:
+    ints = pd.DataFrame([GOOD, EXAMPLE_APPLICANTS["rejected"]])
+
+    out_ints = model.predict(None, ints)  # type: ignore[arg-type]
+    out_floats = model.predict(None, model_input(ints))  # type: ignore[arg-type]
+
+    pd.testing.assert_frame_equal(out_ints, out_floats)
+    assert out_ints["model_run_id"].tolist() == ["0" * 32] * 2

@@ -9,8 +9,8 @@ import matplotlib
 matplotlib.use("Agg")  # NB: headless machines and CI have no display.
 
 import matplotlib.pyplot as plt
-from matplotlib.figure import Figure
 import numpy as np
+from matplotlib.figure import Figure
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import (
     ConfusionMatrixDisplay,

@@ -7,11 +7,11 @@ prints its progress and everything is logged to the active MLflow run.
 from __future__ import annotations
 
 import importlib.metadata
-import warnings
-from dataclasses import asdict
 import subprocess
 import tempfile
 import time
+import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import click

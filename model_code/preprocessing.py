@@ -19,6 +19,7 @@ from model_code.schema import CATEGORICAL_FEATURES, FEATURES_BY_NAME, NUMERIC_FE
 # still making "debt with no income" the riskiest corner of the feature space.
 INCOME_FLOOR = 1_000.0
 
+RATIO_INPUTS = ("age", "income", "loan_amount", "credit_history_length", "total_debt")
 ENGINEERED_FEATURES = (
     "debt_to_income",
     "loan_to_income",
@@ -27,17 +28,32 @@ ENGINEERED_FEATURES = (
 )
 
 
+def ratio_columns(
+    age: np.ndarray, income: np.ndarray, loan_amount: np.ndarray, history: np.ndarray, debt: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """The engineered ratios, in ``ENGINEERED_FEATURES`` order, from float64 arrays.
+
+    NB: the one implementation of the ratios: the pipeline's first step and the pyfunc's fast
+    path both call it, so their inputs to the trees are bit-identical.
+    """
+    floored_income = np.maximum(income, INCOME_FLOOR)
+    adult_years = np.maximum(age - 17.0, 1.0)
+    return (
+        debt / floored_income,
+        loan_amount / floored_income,
+        (debt + loan_amount) / floored_income,
+        history / adult_years,
+    )
+
+
 def add_ratios(frame: pd.DataFrame) -> pd.DataFrame:
     """Return ``frame`` with the engineered ratios the risk model is built on."""
-    income = frame["income"].astype("float64").clip(lower=INCOME_FLOOR)
-    debt = frame["total_debt"].astype("float64")
-    loan = frame["loan_amount"].astype("float64")
-    adult_years = (frame["age"].astype("float64") - 17.0).clip(lower=1.0)
+    ratios = ratio_columns(
+        *(frame[name].to_numpy(dtype="float64") for name in RATIO_INPUTS),
+    )
     out = frame.copy()
-    out["debt_to_income"] = debt / income
-    out["loan_to_income"] = loan / income
-    out["total_debt_with_loan_to_income"] = (debt + loan) / income
-    out["history_to_adult_years"] = frame["credit_history_length"].astype("float64") / adult_years
+    for name, values in zip(ENGINEERED_FEATURES, ratios, strict=True):
+        out[name] = values
     return out
 
 

@@ -19,6 +19,7 @@ from mlflow.pyfunc.model import PythonModel, PythonModelContext
 from mlflow.types import ColSpec, DataType, Schema
 from sklearn.pipeline import Pipeline
 
+from model_code.fast import FastPipeline
 from model_code.schema import APPROVED, FEATURES, NUMERIC_FEATURES, OUTPUT_COLUMNS, REJECTED
 from model_code.validation import InvalidApplicants, validate
 
@@ -80,8 +81,12 @@ def _is_trusted(type_name: str) -> bool:
 
 
 def score(pipeline: Pipeline, applicants: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Turn validated applicants into the output columns (probability of default is class 1)."""
-    rejection = pipeline.predict_proba(applicants)[:, 1].astype("float64")
+    """Score applicants with the scikit-learn pipeline (the reference path; class 1 is default)."""
+    return decide(pipeline.predict_proba(applicants)[:, 1].astype("float64"), threshold)
+
+
+def decide(rejection: np.ndarray, threshold: float) -> pd.DataFrame:
+    """Probabilities of default → the documented output columns (without the run id)."""
     approval = 1.0 - rejection
     rejected = rejection >= threshold
     return pd.DataFrame(
@@ -124,6 +129,7 @@ class CreditScoreModel(PythonModel):
         self.threshold = float(config.get("decision_threshold", DEFAULT_THRESHOLD))
         self.run_id = str(config.get("run_id", ""))
         self.pipeline = load_pipeline(context.artifacts[PIPELINE_ARTIFACT])
+        self.fast = FastPipeline(self.pipeline)
 
     def predict(
         self,
@@ -137,6 +143,6 @@ class CreditScoreModel(PythonModel):
             applicants = validate(model_input)
         except InvalidApplicants as exc:
             raise InvalidApplicantData(f"Invalid applicant data: {exc}") from None
-        out = score(self.pipeline, applicants, self.threshold)
+        out = decide(self.fast.predict_risk(applicants), self.threshold)
         out["model_run_id"] = self.run_id
         return out.loc[:, list(OUTPUT_COLUMNS)]

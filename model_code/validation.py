@@ -1,17 +1,24 @@
-"""Input checks the pyfunc runs before scoring: every rule of ``model_code.schema``, vectorised.
+"""Input checks the pyfunc runs before scoring: every rule of ``model_code.schema``, on numpy arrays.
 
 Messages name the field, the rule and the offending row numbers, never the submitted values:
-they reach the scoring server's error body and its logs.
+they reach the scoring server's error body and its logs. The checked values come back as plain
+arrays (numbers as float64, categories as codes), which the fast inference path uses directly.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
-from model_code.schema import FEATURES, Feature
+from model_code.schema import CATEGORICAL_FEATURES, FEATURES, FEATURES_BY_NAME, NUMERIC_FEATURES, Feature
 
 _MAX_ROWS_LISTED = 5
+_CODES = {
+    name: {category: code for code, category in enumerate(FEATURES_BY_NAME[name].categories)}
+    for name in CATEGORICAL_FEATURES
+}
 
 
 class InvalidApplicants(ValueError):
@@ -29,47 +36,81 @@ def _describe(name: str, rule: str, rows: list[int]) -> str:
     return f"{name} {rule}{where}"
 
 
-def _bad_rows(feature: Feature, column: pd.Series) -> np.ndarray:
-    """Boolean mask of the rows of ``column`` that break ``feature``'s rule."""
-    values = column.to_numpy()
-    if feature.kind == "category":
-        return ~column.isin(feature.categories).to_numpy()
-    if column.dtype.kind in "iuf":
+@dataclass(frozen=True)
+class Applicants:
+    """Validated applicants: numeric fields as float64 columns, categories as codes into the schema."""
+
+    numeric: np.ndarray  # (n, len(NUMERIC_FEATURES)) float64, in NUMERIC_FEATURES order
+    codes: np.ndarray  # (n, len(CATEGORICAL_FEATURES)) int64, indexes into each feature's categories
+
+    def __len__(self) -> int:
+        return int(self.numeric.shape[0])
+
+    def to_frame(self) -> pd.DataFrame:
+        """The DataFrame the scikit-learn pipeline takes (integers as int64, categories as strings)."""
+        data: dict[str, object] = {}
+        for i, name in enumerate(NUMERIC_FEATURES):
+            column = self.numeric[:, i]
+            data[name] = column.astype("int64") if FEATURES_BY_NAME[name].kind == "integer" else column
+        for j, name in enumerate(CATEGORICAL_FEATURES):
+            data[name] = np.array(FEATURES_BY_NAME[name].categories, dtype=object)[self.codes[:, j]]
+        return pd.DataFrame(data).loc[:, [f.name for f in FEATURES]]
+
+
+def _numbers(feature: Feature, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(float64 values, mask of rows breaking ``feature``'s rule) for one numeric column."""
+    if values.dtype.kind in "iuf":
         numbers = values.astype("float64")
-        bad: np.ndarray = ~np.isfinite(numbers)
         with np.errstate(invalid="ignore"):
+            bad: np.ndarray = (
+                ~np.isfinite(numbers) | (numbers < feature.minimum) | (numbers > feature.maximum)
+            )
             if feature.kind == "integer":
                 bad |= np.floor(numbers) != numbers
-            bad |= (numbers < feature.minimum) | (numbers > feature.maximum)
-        return bad
+        return numbers, bad
     # NB: object or string columns (a "35" among numbers, a null, a bool) go value by value:
     # the slow path only runs for inputs that are already suspicious.
-    return np.fromiter((feature.violation(_unbox(v)) is not None for v in values), bool, len(values))
+    bad = np.fromiter((feature.violation(_unbox(v)) is not None for v in values), bool, len(values))
+    numbers = np.array([0.0 if b else float(_unbox(v)) for v, b in zip(values, bad, strict=True)])  # type: ignore[arg-type]
+    return numbers, bad
+
+
+def _codes(name: str, values: np.ndarray) -> np.ndarray:
+    lookup = _CODES[name]
+    codes = np.empty(len(values), dtype=np.int64)
+    for i, value in enumerate(values):
+        try:
+            codes[i] = lookup.get(value, -1) if isinstance(value, str) else -1
+        except TypeError:
+            codes[i] = -1
+    return codes
 
 
 def _unbox(value: object) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def validate(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return the schema's columns of ``frame`` with numeric dtypes, or raise InvalidApplicants."""
+def validate(frame: pd.DataFrame) -> Applicants:
+    """Check every schema rule on ``frame``'s rows; return the values or raise InvalidApplicants."""
     problems: list[tuple[str, str, list[int]]] = []
-    missing = [f.name for f in FEATURES if f.name not in frame.columns]
-    problems += [(name, "is required", []) for name in missing]
+    columns = set(frame.columns)
+    n_rows = len(frame)
+    numeric = np.zeros((n_rows, len(NUMERIC_FEATURES)))
+    codes = np.zeros((n_rows, len(CATEGORICAL_FEATURES)), dtype=np.int64)
     for feature in FEATURES:
-        if feature.name in missing:
+        if feature.name not in columns:
+            problems.append((feature.name, "is required", []))
             continue
-        bad = _bad_rows(feature, frame[feature.name])
+        values = frame[feature.name].to_numpy()
+        if feature.is_numeric:
+            numbers, bad = _numbers(feature, values)
+            numeric[:, NUMERIC_FEATURES.index(feature.name)] = numbers
+        else:
+            found = _codes(feature.name, values)
+            bad = found < 0
+            codes[:, CATEGORICAL_FEATURES.index(feature.name)] = found
         if bad.any():
             problems.append((feature.name, feature.rule(), np.flatnonzero(bad).tolist()))
     if problems:
         raise InvalidApplicants(problems)
-    clean = frame.loc[:, [f.name for f in FEATURES]].reset_index(drop=True)
-    for feature in FEATURES:
-        if feature.kind == "integer":
-            clean[feature.name] = clean[feature.name].astype("int64")
-        elif feature.kind == "number":
-            clean[feature.name] = clean[feature.name].astype("float64")
-        else:
-            clean[feature.name] = clean[feature.name].astype(object)
-    return clean
+    return Applicants(numeric, codes)

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
+from model_code.fast import FastPipeline
 from model_code.pyfunc import CreditScoreModel, model_input
 from model_code.schema import EXAMPLE_APPLICANTS
 
@@ -16,6 +17,7 @@ GOOD = EXAMPLE_APPLICANTS["approved"]
 def model(small_pipeline) -> CreditScoreModel:  # type: ignore[no-untyped-def]
     m = CreditScoreModel()
     m.pipeline, m.threshold, m.run_id = small_pipeline, 0.5, "0" * 32
+    m.fast = FastPipeline(small_pipeline)
     return m
 
 

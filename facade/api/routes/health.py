@@ -1,0 +1,30 @@
+"""Liveness and readiness: is the process up, and is the model served with a known version."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from facade.api.deps import RegistryDep, ScoringDep, SettingsDep
+from facade.core.errors import problem_responses
+from facade.schemas import HealthPublic, ReadyPublic
+from facade.service import warm_up
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+@router.get("", response_model=HealthPublic, responses=problem_responses(500))
+async def health(settings: SettingsDep) -> HealthPublic:
+    """Liveness: 200 while the process serves HTTP; it does not call the model."""
+    return HealthPublic(status="ok", app=settings.APP_NAME, version=settings.APP_VERSION)
+
+
+@router.get("/ready", response_model=ReadyPublic, responses=problem_responses(503, 500))
+async def ready(settings: SettingsDep, scoring: ScoringDep, registry: RegistryDep) -> ReadyPublic:
+    """Readiness, checked live: the model is served, scores a known applicant and has a known version."""
+    scored = await warm_up(scoring, registry)
+    return ReadyPublic(
+        status="ready",
+        model_name=settings.MODEL_NAME,
+        model_version=scored.model_version,
+        model_alias=settings.MODEL_ALIAS,
+    )

@@ -1,0 +1,1 @@
+"""Cross-cutting pieces of the facade: settings, errors, metrics and middleware."""

@@ -1,0 +1,59 @@
+"""Prometheus metric families of the facade: module-level constants in the default registry.
+
+Labels stay bounded: route templates (never raw paths), HTTP methods, status codes, result
+and registered model version.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# NB: sub-millisecond to seconds: a healthy one-row prediction takes about 20 ms end to end,
+# and the upstream read timeout is 5 s.
+DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests answered, by method, route template and status code.",
+    ["method", "route", "status"],
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "Time to answer an HTTP request, by method and route template.",
+    ["method", "route"],
+    buckets=DURATION_BUCKETS,
+)
+HTTP_REQUESTS_IN_FLIGHT = Gauge("http_requests_in_flight", "HTTP requests being answered now.")
+
+PREDICTIONS = Counter(
+    "predictions_total",
+    "Applications scored, by decision and the registered model version that scored them.",
+    ["result", "model_version"],
+)
+PREDICTION_DURATION = Histogram(
+    "prediction_duration_seconds",
+    "Time of the scoring server call for one predict or batch request.",
+    buckets=DURATION_BUCKETS,
+)
+BATCH_PREDICTION_SIZE = Histogram(
+    "batch_prediction_size",
+    "Applications per batch request.",
+    buckets=BATCH_SIZE_BUCKETS,
+)
+MODEL_LOADED = Gauge(
+    "model_loaded",
+    "1 when the last readiness check or prediction found the model served and its version known.",
+)
+
+UPSTREAM_REQUEST_DURATION = Histogram(
+    "upstream_request_duration_seconds",
+    "Time of calls to the scoring server and the model registry, by endpoint.",
+    ["endpoint"],
+    buckets=DURATION_BUCKETS,
+)
+UPSTREAM_ERRORS = Counter(
+    "upstream_errors_total",
+    "Failed upstream calls, by kind: connect, timeout, status, bad_response, registry.",
+    ["kind"],
+)

@@ -1,0 +1,164 @@
+"""Client of the MLflow tracking server's REST API: which registered version a served run is.
+
+Endpoints used: ``GET /api/2.0/mlflow/model-versions/search`` (run id to version) and
+``GET /api/2.0/mlflow/runs/get`` (the run's metrics and params). Every failure becomes a
+RegistryUnavailable (503): the facade never reports a version it could not confirm.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from facade.core.errors import RegistryUnavailable
+from facade.core.metrics import UPSTREAM_ERRORS, UPSTREAM_REQUEST_DURATION
+
+logger = logging.getLogger(__name__)
+
+SEARCH_VERSIONS = "/api/2.0/mlflow/model-versions/search"
+GET_RUN = "/api/2.0/mlflow/runs/get"
+RUN_ID = re.compile(r"[0-9a-f]{32}")
+TEST_METRIC_PREFIX = "test_"
+THRESHOLD_PARAM = "decision_threshold"
+
+
+class _ModelVersion(BaseModel):
+    name: str
+    version: str
+    run_id: str = ""
+
+
+class _SearchResponse(BaseModel):
+    # NB: the REST API omits empty lists entirely, so "no versions" arrives as {}.
+    model_versions: list[_ModelVersion] = []
+
+
+class _KeyValue(BaseModel):
+    key: str
+    value: str | float
+
+
+class _RunData(BaseModel):
+    metrics: list[_KeyValue] = []
+    params: list[_KeyValue] = []
+
+
+class _Run(BaseModel):
+    data: _RunData = _RunData()
+
+
+class _RunResponse(BaseModel):
+    run: _Run
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What /model/info reports about a training run."""
+
+    test_metrics: dict[str, float]
+    decision_threshold: float | None
+
+
+class RegistryClient:
+    """Maps run ids to registered versions of one model (cached forever) and reads runs."""
+
+    def __init__(self, http: httpx.AsyncClient, model_name: str) -> None:
+        self._http = http
+        self._model_name = model_name
+        # NB: a run's registered version never changes, so the cache needs no expiry; it only
+        # ever holds runs the scoring server actually answered with.
+        self._versions: dict[str, str] = {}
+        self._first_seen: dict[str, datetime] = {}
+
+    @property
+    def model_name(self) -> str:
+        return self._model_name
+
+    async def version_for_run(self, run_id: str) -> str:
+        """The registered version of ``MODEL_NAME`` built from ``run_id`` (the highest, if several)."""
+        if (version := self._versions.get(run_id)) is not None:
+            return version
+        if not RUN_ID.fullmatch(run_id):
+            raise RegistryUnavailable("The scoring server reported a malformed run id.")
+        query = {"filter": f"name='{self._model_name}' and run_id='{run_id}'"}
+        body = await self._get(SEARCH_VERSIONS, query)
+        try:
+            found = _SearchResponse.model_validate_json(body).model_versions
+        except ValidationError:
+            raise self._bad_response(SEARCH_VERSIONS) from None
+        numbers = [
+            int(v.version)
+            for v in found
+            if v.name == self._model_name and v.run_id == run_id and v.version.isdigit()
+        ]
+        if not numbers:
+            UPSTREAM_ERRORS.labels("registry").inc()
+            logger.warning("served run %s is not a registered version of %s", run_id, self._model_name)
+            raise RegistryUnavailable(
+                f"The served model's run is not a registered version of {self._model_name}."
+            )
+        version = str(max(numbers))
+        self._versions[run_id] = version
+        self._first_seen.setdefault(run_id, datetime.now(UTC))
+        return version
+
+    def first_seen(self, run_id: str) -> datetime:
+        """When ``version_for_run`` first resolved ``run_id``, i.e. when it was first seen served."""
+        return self._first_seen[run_id]
+
+    async def run_info(self, run_id: str) -> RunInfo:
+        """The run's ``test_*`` metrics (prefix removed) and its decision threshold param."""
+        if not RUN_ID.fullmatch(run_id):
+            raise RegistryUnavailable("The scoring server reported a malformed run id.")
+        body = await self._get(GET_RUN, {"run_id": run_id})
+        try:
+            data = _RunResponse.model_validate_json(body).run.data
+        except ValidationError:
+            raise self._bad_response(GET_RUN) from None
+        metrics = {
+            m.key.removeprefix(TEST_METRIC_PREFIX): value
+            for m in data.metrics
+            if m.key.startswith(TEST_METRIC_PREFIX) and (value := _finite_float(m.value)) is not None
+        }
+        params = {p.key: p.value for p in data.params}
+        return RunInfo(test_metrics=metrics, decision_threshold=_finite_float(params.get(THRESHOLD_PARAM)))
+
+    async def _get(self, endpoint: str, params: dict[str, str]) -> bytes:
+        start = time.perf_counter()
+        try:
+            response = await self._http.get(endpoint, params=params)
+        except httpx.HTTPError as exc:
+            UPSTREAM_ERRORS.labels("registry").inc()
+            logger.warning("model registry %s: %s", endpoint, type(exc).__name__)
+            raise RegistryUnavailable("The model registry is unreachable.") from exc
+        finally:
+            UPSTREAM_REQUEST_DURATION.labels(endpoint).observe(time.perf_counter() - start)
+        if response.status_code != 200:
+            UPSTREAM_ERRORS.labels("registry").inc()
+            logger.warning("model registry %s answered %d", endpoint, response.status_code)
+            raise RegistryUnavailable(f"The model registry answered {response.status_code}.")
+        return response.content
+
+    def _bad_response(self, endpoint: str) -> RegistryUnavailable:
+        UPSTREAM_ERRORS.labels("registry").inc()
+        logger.warning("model registry %s answered an unexpected body", endpoint)
+        return RegistryUnavailable("The model registry answered an unexpected body.")
+
+
+def _finite_float(value: str | float | None) -> float | None:
+    """``value`` as a finite float, else None.
+
+    NB: NaN and infinities cannot be sent as JSON; leave them out rather than fail /model/info.
+    """
+    try:
+        number = float(value) if value is not None else math.nan
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None

@@ -1,0 +1,84 @@
+"""The OpenAPI document: every status each route can return, problem+json errors, the README examples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from model_code.schema import EXAMPLE_APPLICANTS, FEATURE_NAMES
+
+EXPECTED_STATUSES = {
+    ("get", "/api/v1/health"): {"200", "500"},
+    ("get", "/api/v1/health/ready"): {"200", "503", "500"},
+    ("post", "/api/v1/predict"): {"200", "400", "415", "422", "500", "502", "503", "504"},
+    ("post", "/api/v1/predict/batch"): {"200", "400", "413", "415", "422", "500", "502", "503", "504"},
+    ("get", "/api/v1/model/info"): {"200", "500", "503"},
+}
+
+
+@pytest.fixture
+def openapi(client: TestClient) -> dict[str, Any]:
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    return response.json()  # type: ignore[no-any-return]
+
+
+def test_title_and_version_come_from_settings(openapi: dict[str, Any]) -> None:
+    assert openapi["info"]["title"] == "Credit Score API"
+    assert openapi["info"]["version"] == "0.1.0"
+
+
+def test_every_route_declares_the_statuses_it_can_return(openapi: dict[str, Any]) -> None:
+    declared = {
+        (method, path): set(operation["responses"])
+        for path, operations in openapi["paths"].items()
+        for method, operation in operations.items()
+    }
+
+    assert declared == EXPECTED_STATUSES
+
+
+def test_errors_are_declared_as_problem_json(openapi: dict[str, Any]) -> None:
+    for path, operations in openapi["paths"].items():
+        for method, operation in operations.items():
+            assert operation["summary"] and operation["description"], (method, path)
+            for status, response in operation["responses"].items():
+                if int(status) >= 400:
+                    assert response["content"] == {
+                        "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+                    }, (method, path, status)
+
+
+def test_request_examples_are_the_readme_applicants(openapi: dict[str, Any]) -> None:
+    body = openapi["paths"]["/api/v1/predict"]["post"]["requestBody"]["content"]["application/json"]
+    examples = {name: example["value"] for name, example in body["examples"].items()}
+
+    assert examples == {
+        "approved": EXAMPLE_APPLICANTS["approved"],
+        "rejected": EXAMPLE_APPLICANTS["rejected"],
+    }
+    batch = openapi["paths"]["/api/v1/predict/batch"]["post"]["requestBody"]["content"]["application/json"]
+    assert batch["examples"]["both"]["value"] == {"applications": list(EXAMPLE_APPLICANTS.values())}
+
+
+def test_request_schema_follows_model_code_schema(openapi: dict[str, Any]) -> None:
+    schema = openapi["components"]["schemas"]["ApplicationIn"]
+
+    assert list(schema["properties"]) == list(FEATURE_NAMES)
+    assert set(schema["required"]) == set(FEATURE_NAMES)
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["age"] == {
+        "type": "integer",
+        "minimum": 18,
+        "maximum": 100,
+        "description": "Applicant age in years.",
+        "title": "Age",
+    }
+    assert schema["properties"]["loan_intent"]["enum"][0] == "PERSONAL"
+
+
+def test_docs_and_redoc_are_served(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    assert client.get("/redoc").status_code == 200

@@ -1,0 +1,88 @@
+"""Settings: defaults, the deprecated MODEL_STAGE mapped to an alias, and refused configurations."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from pydantic import ValidationError
+
+from facade.core.config import Settings, get_settings
+
+
+def test_defaults() -> None:
+    settings = Settings()
+
+    assert settings.MODEL_ALIAS == "champion"
+    assert settings.MODEL_NAME == "credit-score"
+    assert settings.MLFLOW_TRACKING_URI == "http://127.0.0.1:5001"
+    assert settings.SCORING_URL == "http://127.0.0.1:5002"
+    assert (settings.HOST, settings.PORT, settings.MAX_BATCH_SIZE) == ("127.0.0.1", 8000, 1000)
+    assert settings.DEBUG is False
+
+
+def test_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_NAME", "Scoring")
+    monkeypatch.setenv("PORT", "9000")
+    monkeypatch.setenv("MODEL_ALIAS", "challenger")
+
+    settings = get_settings()
+
+    assert (settings.APP_NAME, settings.PORT, settings.MODEL_ALIAS) == ("Scoring", 9000, "challenger")
+
+
+@pytest.mark.parametrize(("stage", "alias"), [("Production", "champion"), ("Staging", "challenger")])
+def test_model_stage_maps_to_an_alias_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, stage: str, alias: str
+) -> None:
+    monkeypatch.setenv("MODEL_STAGE", stage)
+
+    with caplog.at_level(logging.WARNING, logger="facade"):
+        settings = Settings()
+
+    assert settings.MODEL_ALIAS == alias
+    assert "MODEL_STAGE" in caplog.text and "deprecated" in caplog.text
+
+
+def test_explicit_model_alias_wins_over_model_stage(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("MODEL_STAGE", "Production")
+    monkeypatch.setenv("MODEL_ALIAS", "candidate")
+
+    with caplog.at_level(logging.WARNING, logger="facade"):
+        settings = Settings()
+
+    assert settings.MODEL_ALIAS == "candidate"
+    assert "deprecated" in caplog.text
+
+
+def test_empty_model_stage_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODEL_STAGE", "")
+
+    assert Settings().MODEL_ALIAS == "champion"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"MODEL_STAGE": "Archived"},
+        {"MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"},
+        {"MLFLOW_TRACKING_URI": "databricks"},
+        {"SCORING_URL": "127.0.0.1:5002"},
+        {"MODEL_NAME": "credit' or name='other"},
+        {"MAX_BATCH_SIZE": 0},
+        {"UPSTREAM_READ_TIMEOUT": 0},
+        {"PORT": 70000},
+        {"LOG_LEVEL": "LOUD"},
+        {"MODEL_ALAIS": "champion"},
+    ],
+    ids=lambda bad: next(iter(bad)),
+)
+def test_refuses_unsafe_configuration(bad: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        Settings(**bad)  # type: ignore[arg-type]
+
+
+def test_urls_lose_their_trailing_slash() -> None:
+    assert Settings(SCORING_URL="http://scoring:5002/").SCORING_URL == "http://scoring:5002"

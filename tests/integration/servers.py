@@ -1,0 +1,157 @@
+"""The real servers of the integration tests, started on free 127.0.0.1 ports and stopped by group.
+
+One place for the exact commands, which are the ones ``make run`` and Compose use.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from scripts.processes import ManagedProcess, free_port
+from tests.conftest import TrackingStore, mlflow_bin, mlflow_run, project_env
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@dataclass
+class Stack:
+    """Tracking server, a trained champion, the scoring server and the facade."""
+
+    root: Path
+    backend_store_uri: str
+    mlflow_port: int = field(default_factory=free_port)
+    scoring_port: int = field(default_factory=free_port)
+    api_port: int = field(default_factory=free_port)
+    processes: list[ManagedProcess] = field(default_factory=list)
+    scoring: ManagedProcess | None = None
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
+    @property
+    def scoring_url(self) -> str:
+        return f"http://127.0.0.1:{self.scoring_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def store(self) -> TrackingStore:
+        return TrackingStore(self.tracking_uri, self.root)
+
+    def _start(self, name: str, argv: list[str], **env: str) -> ManagedProcess:
+        process = ManagedProcess(name, argv, self.root / f"{name}.log", env=project_env(**env), cwd=self.root)
+        self.processes.append(process.start())
+        return process
+
+    def start_tracking(self) -> None:
+        tracking = self._start(
+            "mlflow-server",
+            [mlflow_bin(), "server", "--backend-store-uri", self.backend_store_uri,
+             "--artifacts-destination", str(self.root / "artifacts"), "--serve-artifacts",
+             "--host", "127.0.0.1", "--port", str(self.mlflow_port), "--workers", "1"],
+        )  # fmt: skip
+        tracking.wait_http(f"{self.tracking_uri}/health", timeout=120)
+        MlflowClient(tracking_uri=self.tracking_uri).create_experiment(self.store.experiment)
+
+    def train(self, *params: str) -> None:
+        mlflow_run(self.store, *params)
+
+    def start_scoring(self) -> None:
+        self.scoring = self._start(
+            "scoring-server",
+            [mlflow_bin(), "models", "serve", "-m", "models:/credit-score@champion",
+             "--env-manager", "local", "-h", "127.0.0.1", "-p", str(self.scoring_port)],
+            MLFLOW_TRACKING_URI=self.tracking_uri,
+        )  # fmt: skip
+        self.scoring.wait_http(f"{self.scoring_url}/ping", timeout=180)
+
+    def stop_scoring(self) -> None:
+        assert self.scoring is not None
+        self.scoring.stop()
+
+    def start_facade(self) -> None:
+        api = self._start(
+            "facade",
+            [str(Path(mlflow_bin()).parent / "python"), "-m", "facade"],
+            HOST="127.0.0.1",
+            PORT=str(self.api_port),
+            SCORING_URL=self.scoring_url,
+            MLFLOW_TRACKING_URI=self.tracking_uri,
+            MODEL_NAME="credit-score",
+        )
+        api.wait_http(f"{self.api_url}/api/v1/health/ready", timeout=60)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+
+@dataclass
+class Postgres:
+    """A throwaway PostgreSQL 15 instance from Debian's own initdb, owned by the postgres user."""
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    process: ManagedProcess | None = None
+
+    @staticmethod
+    def available() -> bool:
+        return (PG_BIN / "initdb").exists() and (os.geteuid() != 0 or shutil.which("runuser") is not None)
+
+    def _as_owner(self, argv: list[str]) -> list[str]:
+        # NB: initdb and postgres refuse to run as root; CI runs as root, so drop to `postgres`.
+        return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+
+    @classmethod
+    def create(cls) -> Postgres:
+        data_dir = Path(tempfile.mkdtemp(prefix="credit-score-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(data_dir, "postgres", "postgres")
+        pg = cls(data_dir)
+        subprocess.run(
+            pg._as_owner([str(PG_BIN / "initdb"), "-D", str(data_dir / "data"), "-U", "postgres",
+                          "--auth=trust", "--encoding=UTF8", "--no-sync"]),
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        return pg
+
+    def start(self) -> None:
+        self.process = ManagedProcess(
+            "postgres",
+            self._as_owner([str(PG_BIN / "postgres"), "-D", str(self.data_dir / "data"), "-p", str(self.port),
+                            "-k", str(self.data_dir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]),
+            self.data_dir / "postgres.log",
+            cwd=self.data_dir,
+        ).start()  # fmt: skip
+        self.process.wait_until(self._accepts, timeout=60, what="connections")
+
+    def _accepts(self) -> bool:
+        result = subprocess.run(
+            [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)], capture_output=True
+        )
+        return result.returncode == 0
+
+    def create_database(self, name: str) -> str:
+        import psycopg2
+
+        with psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres") as conn:
+            conn.autocommit = True
+            with conn.cursor() as cursor:
+                cursor.execute(f'CREATE DATABASE "{name}"')
+        conn.close()
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -1,0 +1,109 @@
+"""The whole flow with real servers: mlflow server ← mlflow run . → mlflow models serve ← facade.
+
+Proves that `mlflow run .` works against a running tracking server, that the facade returns the
+scoring server's own numbers, and that `model_version` follows what is actually served when the
+alias moves and serving restarts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from model_code.schema import EXAMPLE_APPLICANTS
+from tests.integration.servers import Stack
+from training.data import TARGET, generate_applicants
+
+pytestmark = pytest.mark.integration
+
+PROBABILITIES = ["approval_probability", "rejection_probability", "risk_score", "confidence"]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("e2e")
+    s = Stack(root, f"sqlite:///{root / 'mlflow.db'}")
+    try:
+        s.start_tracking()
+        s.train("n_samples=4000", "n_estimators=30")
+        s.start_scoring()
+        s.start_facade()
+        yield s
+    finally:
+        s.stop()
+
+
+def _batch() -> list[dict[str, object]]:
+    sample = generate_applicants(50, seed=2024).drop(columns=[TARGET])
+    rows: list[dict[str, object]] = json.loads(sample.to_json(orient="records"))
+    return [EXAMPLE_APPLICANTS["approved"], EXAMPLE_APPLICANTS["rejected"], *rows]
+
+
+def test_facade_returns_the_scoring_servers_own_numbers(stack: Stack) -> None:
+    applications = _batch()
+
+    raw = httpx.post(f"{stack.scoring_url}/invocations", json={"dataframe_records": applications}, timeout=60)
+    facade = httpx.post(
+        f"{stack.api_url}/api/v1/predict/batch", json={"applications": applications}, timeout=60
+    )
+
+    assert raw.status_code == 200 and facade.status_code == 200, facade.text
+    expected = pd.DataFrame(raw.json()["predictions"])
+    got = pd.DataFrame(facade.json()["predictions"])
+    assert got["prediction"].tolist() == expected["prediction"].tolist()
+    pd.testing.assert_frame_equal(got[PROBABILITIES], expected[PROBABILITIES], rtol=0, atol=0)
+    assert got["model_version"].unique().tolist() == ["1"]
+
+
+def test_readme_applicants_through_the_facade(stack: Stack) -> None:
+    results = [
+        httpx.post(f"{stack.api_url}/api/v1/predict", json=EXAMPLE_APPLICANTS[name], timeout=30).json()
+        for name in ("approved", "rejected")
+    ]
+
+    assert [r["prediction"] for r in results] == ["APPROVED", "REJECTED"]
+    assert {r["model_version"] for r in results} == {"1"}
+
+
+def test_model_info_describes_the_served_version(stack: Stack) -> None:
+    client = MlflowClient(tracking_uri=stack.tracking_uri)
+    champion = client.get_model_version_by_alias("credit-score", "champion")
+
+    info = httpx.get(f"{stack.api_url}/api/v1/model/info", timeout=30).json()
+
+    assert info["version"] == "1"
+    assert info["run_id"] == champion.run_id
+    assert info["decision_threshold"] == 0.5
+    assert info["metrics"]["roc_auc"] == pytest.approx(
+        client.get_run(champion.run_id).data.metrics["test_roc_auc"]
+    )
+    assert [f["name"] for f in info["features"]][:2] == ["age", "income"]
+
+
+def test_moving_the_alias_and_restarting_serving_shows_the_new_version(stack: Stack) -> None:
+    client = MlflowClient(tracking_uri=stack.tracking_uri)
+    # Same data and parameters: the same test AUC, so the new version wins (>=) and takes @champion.
+    stack.train("n_samples=4000", "n_estimators=30")
+    assert str(client.get_model_version_by_alias("credit-score", "champion").version) == "2"
+
+    # Until serving restarts, the old model is what answers, and the facade must say so.
+    still_old = httpx.post(f"{stack.api_url}/api/v1/predict", json=EXAMPLE_APPLICANTS["approved"], timeout=30)
+    assert still_old.json()["model_version"] == "1"
+
+    stack.stop_scoring()
+    down = httpx.post(f"{stack.api_url}/api/v1/predict", json=EXAMPLE_APPLICANTS["approved"], timeout=30)
+    assert down.status_code == 503
+    assert "Retry-After" in down.headers
+    assert httpx.get(f"{stack.api_url}/api/v1/health/ready", timeout=30).status_code == 503
+
+    stack.start_scoring()
+    after = httpx.post(f"{stack.api_url}/api/v1/predict", json=EXAMPLE_APPLICANTS["approved"], timeout=30)
+    assert after.status_code == 200
+    assert after.json()["model_version"] == "2"
+    ready = httpx.get(f"{stack.api_url}/api/v1/health/ready", timeout=30)
+    assert ready.status_code == 200

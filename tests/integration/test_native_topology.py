@@ -1,0 +1,155 @@
+"""The Compose topology proven natively: PostgreSQL-backed MLflow, training, serving, facade, Prometheus.
+
+No Docker engine runs on our machines, so this starts the same servers Compose would, with the
+same commands, on free 127.0.0.1 ports, and Prometheus scrapes the facade with the repository's
+own ``prometheus.yml`` rendered for localhost.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from model_code.schema import EXAMPLE_APPLICANTS
+from scripts.processes import PROJECT_ROOT, ManagedProcess, free_port
+from tests.integration.servers import Postgres, Stack
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not Postgres.available(), reason="PostgreSQL 15 server binaries are not installed"),
+    pytest.mark.skipif(shutil.which("prometheus") is None, reason="the prometheus binary is not installed"),
+]
+
+# Compose service name → which of our local ports stands in for it.
+COMPOSE_HOSTS = {"api": "api_port", "mlflow": "mlflow_port", "model": "scoring_port"}
+
+
+def readme_promql() -> list[str]:
+    """The PromQL examples of the README's metrics section, one expression a line."""
+    block = re.search(r"```promql\n(.*?)```", (PROJECT_ROOT / "README.md").read_text(), re.S)
+    assert block, "the README has no promql block"
+    lines = [line.split("  #")[0].strip() for line in block.group(1).splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def render_prometheus_config(stack: Stack, path: Path) -> Path:
+    """prometheus.yml with Compose's service names replaced by our local ports, scraping every second."""
+    config: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / "prometheus.yml").read_text())
+    config.setdefault("global", {}).update({"scrape_interval": "1s", "evaluation_interval": "1s"})
+    for job in config["scrape_configs"]:
+        for static in job.get("static_configs", []):
+            targets = []
+            for target in static["targets"]:
+                host = target.split(":")[0]
+                targets.append(f"127.0.0.1:{getattr(stack, COMPOSE_HOSTS[host])}")
+            static["targets"] = targets
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+class Topology:
+    def __init__(self, stack: Stack, prometheus_url: str, seconds_to_ready: float) -> None:
+        self.stack, self.prometheus_url, self.seconds_to_ready = stack, prometheus_url, seconds_to_ready
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        response = httpx.get(f"{self.prometheus_url}/api/v1/query", params={"query": promql}, timeout=10)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["status"] == "success", body
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Topology]:
+    root = tmp_path_factory.mktemp("topology")
+    postgres = Postgres.create()
+    stack: Stack | None = None
+    prometheus: ManagedProcess | None = None
+    try:
+        started = time.monotonic()
+        postgres.start()
+        stack = Stack(root, postgres.create_database("mlflow"))
+        stack.start_tracking()
+        stack.train("n_samples=4000", "n_estimators=30")
+        stack.start_scoring()
+        stack.start_facade()
+        seconds_to_ready = time.monotonic() - started
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"[topology] PostgreSQL start to facade ready: {seconds_to_ready:.1f} s")
+
+        prometheus_port = free_port()
+        config = render_prometheus_config(stack, root / "prometheus.yml")
+        prometheus = ManagedProcess(
+            "prometheus",
+            [shutil.which("prometheus") or "prometheus", f"--config.file={config}",
+             f"--web.listen-address=127.0.0.1:{prometheus_port}", f"--storage.tsdb.path={root / 'tsdb'}"],
+            root / "prometheus.log",
+            cwd=root,
+        ).start()  # fmt: skip
+        prometheus.wait_http(f"http://127.0.0.1:{prometheus_port}/-/ready", timeout=60)
+        yield Topology(stack, f"http://127.0.0.1:{prometheus_port}", seconds_to_ready)
+    finally:
+        if prometheus is not None:
+            prometheus.stop()
+        if stack is not None:
+            stack.stop()
+        postgres.stop()
+
+
+def test_runs_and_registry_live_in_postgresql(topology: Topology) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=topology.stack.tracking_uri)
+
+    champion = client.get_model_version_by_alias("credit-score", "champion")
+
+    assert str(champion.version) == "1"
+    assert topology.stack.backend_store_uri.startswith("postgresql://")
+    assert (topology.stack.root / "artifacts").is_dir(), "artifacts are served by the tracking server"
+
+
+def test_facade_answers_through_the_postgresql_backed_registry(topology: Topology) -> None:
+    api = topology.stack.api_url
+
+    approved = httpx.post(f"{api}/api/v1/predict", json=EXAMPLE_APPLICANTS["approved"], timeout=30)
+    rejected = httpx.post(f"{api}/api/v1/predict", json=EXAMPLE_APPLICANTS["rejected"], timeout=30)
+
+    assert [approved.json()["prediction"], rejected.json()["prediction"]] == ["APPROVED", "REJECTED"]
+    assert approved.json()["model_version"] == "1"
+
+
+def test_prometheus_scrapes_the_facade_and_readme_queries_return_data(topology: Topology) -> None:
+    api = topology.stack.api_url
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        up = topology.query('up{job="credit-score-api"}')
+        if up and up[0]["value"][1] == "1":
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"Prometheus never saw the facade up: {topology.query('up')}")
+
+    for name in ("approved", "rejected", "approved"):
+        httpx.post(f"{api}/api/v1/predict", json=EXAMPLE_APPLICANTS[name], timeout=30)
+    httpx.post(
+        f"{api}/api/v1/predict/batch", json={"applications": [EXAMPLE_APPLICANTS["approved"]] * 3}, timeout=30
+    )
+
+    # rate() needs two scrapes after the traffic: poll until every README query has data.
+    pending = readme_promql()
+    assert len(pending) >= 4
+    deadline = time.monotonic() + 60
+    while pending and time.monotonic() < deadline:
+        pending = [q for q in pending if not topology.query(q)]
+        time.sleep(1)
+    assert pending == [], "README PromQL examples without data"

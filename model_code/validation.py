@@ -64,7 +64,8 @@ def _numbers(feature: Feature, values: np.ndarray) -> tuple[np.ndarray, np.ndarr
     """(float64 values, mask of rows breaking ``feature``'s rule) for one numeric column."""
     if values.dtype.kind in "iuf":
         numbers = values.astype("float64")
-        bad: np.ndarray = _breaks(numbers, _MINIMUM[feature.name], _MAXIMUM[feature.name], _INTEGER[feature.name])
+        name = feature.name
+        bad: np.ndarray = _breaks(numbers, _MINIMUM[name], _MAXIMUM[name], _INTEGER[name])
         return numbers, bad
     # NB: object or string columns (a "35" among numbers, a null, a bool) go value by value:
     # the slow path only runs for inputs that are already suspicious.

@@ -6,6 +6,7 @@ file ``model_code/credit_model.py``; the fitted scikit-learn pipeline is a skops
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,10 @@ from model_code.schema import APPROVED, FEATURES, NUMERIC_FEATURES, OUTPUT_COLUM
 from model_code.validation import InvalidApplicants, validate
 
 DEFAULT_THRESHOLD = 0.5
+# NB: "sklearn" scores through the scikit-learn pipeline instead of the fast exact path: the
+# benchmark's baseline, and a switch operators can flip without retraining.
+INFERENCE_ENV = "CREDIT_SCORE_INFERENCE"
+INFERENCE_MODES = ("fast", "sklearn")
 PIPELINE_ARTIFACT = "pipeline"
 
 # NB: skops refuses to load any type it was not told to trust; this is the complete list of
@@ -129,6 +134,9 @@ class CreditScoreModel(PythonModel):
         self.threshold = float(config.get("decision_threshold", DEFAULT_THRESHOLD))
         self.run_id = str(config.get("run_id", ""))
         self.pipeline = load_pipeline(context.artifacts[PIPELINE_ARTIFACT])
+        self.inference = os.environ.get(INFERENCE_ENV) or str(config.get("inference", "fast"))
+        if self.inference not in INFERENCE_MODES:
+            raise ValueError(f"{INFERENCE_ENV} must be one of {', '.join(INFERENCE_MODES)}")
         self.fast = FastPipeline(self.pipeline)
 
     def predict(
@@ -143,6 +151,10 @@ class CreditScoreModel(PythonModel):
             applicants = validate(model_input)
         except InvalidApplicants as exc:
             raise InvalidApplicantData(f"Invalid applicant data: {exc}") from None
-        out = decide(self.fast.predict_risk(applicants), self.threshold)
+        if self.inference == "sklearn":
+            risk = self.pipeline.predict_proba(applicants.to_frame())[:, 1].astype("float64")
+        else:
+            risk = self.fast.predict_risk(applicants)
+        out = decide(risk, self.threshold)
         out["model_run_id"] = self.run_id
         return out.loc[:, list(OUTPUT_COLUMNS)]

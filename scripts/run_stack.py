@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -23,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 
 from model_code.schema import EXAMPLE_APPLICANTS
+from scripts import commands
 from scripts.processes import PROJECT_ROOT, ManagedProcess, http_status, port_is_free
 
 
@@ -62,19 +61,8 @@ def _say(message: str) -> None:
     print(f"[make run] {message}", flush=True)  # noqa: T201 - this is a console program
 
 
-def _bin(name: str) -> str:
-    """A console script of the running interpreter's environment (the project's venv)."""
-    candidate = Path(sys.executable).parent / name
-    return str(candidate) if candidate.exists() else (shutil.which(name) or name)
-
-
 def _child_env(config: StackConfig, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    # NB: `mlflow run --env-manager local` runs `python -m training.main`: the venv must come first.
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["MLFLOW_TRACKING_URI"] = config.tracking_uri
-    env.update(extra)
-    return env
+    return commands.child_env(MLFLOW_TRACKING_URI=config.tracking_uri, **extra)
 
 
 def champion_exists(config: StackConfig) -> bool:
@@ -115,15 +103,11 @@ class Stack:
 
         tracking = self.start(
             "mlflow-server",
-            [
-                _bin("mlflow"), "server",
-                "--backend-store-uri", f"sqlite:///{c.run_dir / 'mlflow.db'}",
-                "--artifacts-destination", str(c.run_dir / "artifacts"),
-                "--serve-artifacts",
-                "--host", c.host, "--port", str(c.mlflow_port), "--workers", "1",
-            ],
-            _child_env(c, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
-        )  # fmt: skip
+            commands.tracking_server(
+                f"sqlite:///{c.run_dir / 'mlflow.db'}", c.run_dir / "artifacts", c.host, c.mlflow_port
+            ),
+            commands.child_env(),
+        )
         tracking.wait_http(f"{c.tracking_uri}/health", timeout=120)
         _say(f"MLflow tracking server ready at {c.tracking_uri}")
 
@@ -131,29 +115,22 @@ class Stack:
             _say(f"reusing models:/{c.model_name}@{c.model_alias}")
         else:
             _say(f"no models:/{c.model_name}@{c.model_alias} yet: training with `mlflow run .`")
-            subprocess.run(
-                [_bin("mlflow"), "run", str(PROJECT_ROOT), "--env-manager", "local",
-                 "-P", f"model_name={c.model_name}", *c.train_args],
-                cwd=PROJECT_ROOT, env=_child_env(c), check=True,
-            )  # fmt: skip
+            argv = commands.project_run(f"model_name={c.model_name}") + list(c.train_args)
+            subprocess.run(argv, cwd=PROJECT_ROOT, env=_child_env(c), check=True)
             if not champion_exists(c):
                 raise SystemExit(f"[make run] training finished but there is no @{c.model_alias}")
 
         scoring = self.start(
             "scoring-server",
-            [
-                _bin("mlflow"), "models", "serve",
-                "-m", f"models:/{c.model_name}@{c.model_alias}",
-                "--env-manager", "local", "-h", c.host, "-p", str(c.scoring_port),
-            ],
+            commands.model_server(f"models:/{c.model_name}@{c.model_alias}", c.host, c.scoring_port),
             _child_env(c),
-        )  # fmt: skip
+        )
         scoring.wait_http(f"http://{c.host}:{c.scoring_port}/ping", timeout=180)
         _say(f"scoring server ready at http://{c.host}:{c.scoring_port}/invocations")
 
         api = self.start(
             "facade",
-            [sys.executable, "-m", "facade"],
+            commands.facade(),
             _child_env(
                 c,
                 HOST=c.host,

@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from scripts.processes import PROJECT_ROOT
+from scripts import commands
 
 # Small but real: enough rows and trees for stable behavioural checks, fast on two cores.
 TEST_N_SAMPLES = 6000
 TEST_N_ESTIMATORS = 40
 
 
-def project_env(**extra: str) -> dict[str, str]:
-    """The environment for child processes: this venv's executables first, no inherited MLflow URI."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
-    env.update(extra)
-    return env
-
-
-def mlflow_bin() -> str:
-    return str(Path(sys.executable).parent / "mlflow")
+project_env = commands.child_env
 
 
 @dataclass(frozen=True)
@@ -50,19 +38,8 @@ def create_experiment(store: TrackingStore, artifact_root: Path) -> None:
 
 def mlflow_run(store: TrackingStore, *params: str) -> subprocess.CompletedProcess[str]:
     """`mlflow run . --env-manager local` exactly as the README has it, against ``store``."""
-    argv = [
-        mlflow_bin(),
-        "run",
-        str(PROJECT_ROOT),
-        "--env-manager",
-        "local",
-        "--experiment-name",
-        store.experiment,
-    ]
-    for param in params:
-        argv += ["-P", param]
     result = subprocess.run(
-        argv,
+        commands.project_run(*params, experiment=store.experiment),
         cwd=store.root,
         env=project_env(MLFLOW_TRACKING_URI=store.tracking_uri),
         capture_output=True,

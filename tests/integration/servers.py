@@ -14,8 +14,9 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from scripts import commands
 from scripts.processes import ManagedProcess, free_port
-from tests.conftest import TrackingStore, mlflow_bin, mlflow_run, project_env
+from tests.conftest import TrackingStore, mlflow_run
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -49,17 +50,18 @@ class Stack:
         return TrackingStore(self.tracking_uri, self.root)
 
     def _start(self, name: str, argv: list[str], **env: str) -> ManagedProcess:
-        process = ManagedProcess(name, argv, self.root / f"{name}.log", env=project_env(**env), cwd=self.root)
+        env_ = commands.child_env(**env)
+        process = ManagedProcess(name, argv, self.root / f"{name}.log", env=env_, cwd=self.root)
         self.processes.append(process.start())
         return process
 
     def start_tracking(self) -> None:
         tracking = self._start(
             "mlflow-server",
-            [mlflow_bin(), "server", "--backend-store-uri", self.backend_store_uri,
-             "--artifacts-destination", str(self.root / "artifacts"), "--serve-artifacts",
-             "--host", "127.0.0.1", "--port", str(self.mlflow_port), "--workers", "1"],
-        )  # fmt: skip
+            commands.tracking_server(
+                self.backend_store_uri, self.root / "artifacts", "127.0.0.1", self.mlflow_port
+            ),
+        )
         tracking.wait_http(f"{self.tracking_uri}/health", timeout=120)
         MlflowClient(tracking_uri=self.tracking_uri).create_experiment(self.store.experiment)
 
@@ -69,10 +71,9 @@ class Stack:
     def start_scoring(self) -> None:
         self.scoring = self._start(
             "scoring-server",
-            [mlflow_bin(), "models", "serve", "-m", "models:/credit-score@champion",
-             "--env-manager", "local", "-h", "127.0.0.1", "-p", str(self.scoring_port)],
+            commands.model_server("models:/credit-score@champion", "127.0.0.1", self.scoring_port),
             MLFLOW_TRACKING_URI=self.tracking_uri,
-        )  # fmt: skip
+        )
         self.scoring.wait_http(f"{self.scoring_url}/ping", timeout=180)
 
     def stop_scoring(self) -> None:
@@ -82,7 +83,7 @@ class Stack:
     def start_facade(self) -> None:
         api = self._start(
             "facade",
-            [str(Path(mlflow_bin()).parent / "python"), "-m", "facade"],
+            commands.facade(),
             HOST="127.0.0.1",
             PORT=str(self.api_port),
             SCORING_URL=self.scoring_url,

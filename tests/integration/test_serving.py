@@ -14,8 +14,9 @@ from mlflow.tracking import MlflowClient
 
 from model_code.pyfunc import model_input
 from model_code.schema import EXAMPLE_APPLICANTS
+from scripts import commands
 from scripts.processes import ManagedProcess, free_port
-from tests.conftest import TrackingStore, mlflow_bin, project_env
+from tests.conftest import TrackingStore, project_env
 from training.data import TARGET, generate_applicants
 
 pytestmark = pytest.mark.integration
@@ -28,8 +29,7 @@ def scoring_url(sqlite_store: TrackingStore) -> Iterator[str]:
     port = free_port()
     server = ManagedProcess(
         "scoring-server",
-        [mlflow_bin(), "models", "serve", "-m", "models:/credit-score@champion",
-         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+        commands.model_server("models:/credit-score@champion", "127.0.0.1", port),
         sqlite_store.root / "serve.log",
         env=project_env(MLFLOW_TRACKING_URI=sqlite_store.tracking_uri),
         cwd=sqlite_store.root,

@@ -17,7 +17,7 @@ GOOD = EXAMPLE_APPLICANTS["approved"]
 def model(small_pipeline) -> CreditScoreModel:  # type: ignore[no-untyped-def]
     m = CreditScoreModel()
     m.pipeline, m.threshold, m.run_id = small_pipeline, 0.5, "0" * 32
-    m.fast = FastPipeline(small_pipeline)
+    m.fast, m.inference = FastPipeline(small_pipeline), "fast"
     return m
 
 

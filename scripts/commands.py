@@ -33,15 +33,20 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def tracking_server(backend_store_uri: str, artifacts: Path, host: str, port: int) -> list[str]:
-    """`mlflow server` with served artifacts and one worker."""
-    return [
+def tracking_server(
+    backend_store_uri: str, artifacts: Path, host: str, port: int, metrics_dir: Path | None = None
+) -> list[str]:
+    """`mlflow server` with served artifacts and one worker; /metrics when ``metrics_dir`` is given."""
+    argv = [
         venv_bin("mlflow"), "server",
         "--backend-store-uri", backend_store_uri,
         "--artifacts-destination", str(artifacts),
         "--serve-artifacts",
         "--host", host, "--port", str(port), "--workers", "1",
     ]  # fmt: skip
+    if metrics_dir is not None:
+        argv += ["--expose-prometheus", str(metrics_dir)]
+    return argv
 
 
 def project_run(*params: str, experiment: str | None = None) -> list[str]:

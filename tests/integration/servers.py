@@ -27,6 +27,7 @@ class Stack:
 
     root: Path
     backend_store_uri: str
+    expose_metrics: bool = False
     mlflow_port: int = field(default_factory=free_port)
     scoring_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
@@ -59,7 +60,11 @@ class Stack:
         tracking = self._start(
             "mlflow-server",
             commands.tracking_server(
-                self.backend_store_uri, self.root / "artifacts", "127.0.0.1", self.mlflow_port
+                self.backend_store_uri,
+                self.root / "artifacts",
+                "127.0.0.1",
+                self.mlflow_port,
+                metrics_dir=self.root / "mlflow-metrics" if self.expose_metrics else None,
             ),
         )
         tracking.wait_http(f"{self.tracking_uri}/health", timeout=120)
@@ -145,12 +150,15 @@ class Postgres:
     def create_database(self, name: str) -> str:
         import psycopg2
 
-        with psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres") as conn:
-            conn.autocommit = True
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres")
+        try:
+            conn.autocommit = True  # NB: CREATE DATABASE cannot run inside a transaction
             with conn.cursor() as cursor:
                 cursor.execute(f'CREATE DATABASE "{name}"')
-        conn.close()
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+        finally:
+            conn.close()
+        # NB: SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; we ship psycopg2.
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
         if self.process is not None:

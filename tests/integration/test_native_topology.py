@@ -28,8 +28,8 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("prometheus") is None, reason="the prometheus binary is not installed"),
 ]
 
-# Compose service name → which of our local ports stands in for it.
-COMPOSE_HOSTS = {"api": "api_port", "mlflow": "mlflow_port", "model": "scoring_port"}
+# The scrape jobs of prometheus.yml that must be up once the stack runs.
+EXPECTED_JOBS = ("credit-score-api", "mlflow", "prometheus")
 
 
 def readme_promql() -> list[str]:
@@ -40,8 +40,14 @@ def readme_promql() -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
-def render_prometheus_config(stack: Stack, path: Path) -> Path:
+def render_prometheus_config(stack: Stack, prometheus_port: int, path: Path) -> Path:
     """prometheus.yml with Compose's service names replaced by our local ports, scraping every second."""
+    local_ports = {
+        "api": stack.api_port,
+        "mlflow": stack.mlflow_port,
+        "model": stack.scoring_port,
+        "localhost": prometheus_port,
+    }
     config: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / "prometheus.yml").read_text())
     config.setdefault("global", {}).update({"scrape_interval": "1s", "evaluation_interval": "1s"})
     for job in config["scrape_configs"]:
@@ -49,7 +55,7 @@ def render_prometheus_config(stack: Stack, path: Path) -> Path:
             targets = []
             for target in static["targets"]:
                 host = target.split(":")[0]
-                targets.append(f"127.0.0.1:{getattr(stack, COMPOSE_HOSTS[host])}")
+                targets.append(f"127.0.0.1:{local_ports[host]}")
             static["targets"] = targets
     path.write_text(yaml.safe_dump(config))
     return path
@@ -77,7 +83,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
     try:
         started = time.monotonic()
         postgres.start()
-        stack = Stack(root, postgres.create_database("mlflow"))
+        stack = Stack(root, postgres.create_database("mlflow"), expose_metrics=True)
         stack.start_tracking()
         stack.train("n_samples=4000", "n_estimators=30")
         stack.start_scoring()
@@ -88,7 +94,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
             reporter.write_line(f"[topology] PostgreSQL start to facade ready: {seconds_to_ready:.1f} s")
 
         prometheus_port = free_port()
-        config = render_prometheus_config(stack, root / "prometheus.yml")
+        config = render_prometheus_config(stack, prometheus_port, root / "prometheus.yml")
         prometheus = ManagedProcess(
             "prometheus",
             [shutil.which("prometheus") or "prometheus", f"--config.file={config}",
@@ -114,7 +120,7 @@ def test_runs_and_registry_live_in_postgresql(topology: Topology) -> None:
     champion = client.get_model_version_by_alias("credit-score", "champion")
 
     assert str(champion.version) == "1"
-    assert topology.stack.backend_store_uri.startswith("postgresql://")
+    assert topology.stack.backend_store_uri.startswith("postgresql+psycopg2://")
     assert (topology.stack.root / "artifacts").is_dir(), "artifacts are served by the tracking server"
 
 
@@ -132,12 +138,12 @@ def test_prometheus_scrapes_the_facade_and_readme_queries_return_data(topology: 
     api = topology.stack.api_url
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        up = topology.query('up{job="credit-score-api"}')
-        if up and up[0]["value"][1] == "1":
+        up = {r["metric"]["job"]: r["value"][1] for r in topology.query("up")}
+        if all(up.get(job) == "1" for job in EXPECTED_JOBS):
             break
         time.sleep(0.5)
     else:
-        pytest.fail(f"Prometheus never saw the facade up: {topology.query('up')}")
+        pytest.fail(f"Prometheus did not see every job up: {up}")
 
     for name in ("approved", "rejected", "approved"):
         httpx.post(f"{api}/api/v1/predict", json=EXAMPLE_APPLICANTS[name], timeout=30)

@@ -1,0 +1,104 @@
+# Images of the Compose stack, one Dockerfile with two final targets:
+#   facade  the FastAPI facade (`python -m facade`): only the `facade` extra, no mlflow, pandas or
+#           scikit-learn (DESIGN.md: the facade image must not need them)
+#   mlflow  mlflow 3.17.2 with the `model` extra and the PostgreSQL driver: the tracking server,
+#           the `mlflow run .` training job and `mlflow models serve` all run from it
+# Build one with `docker build --target facade -t credit-score-api .` (Compose builds both).
+#
+# NB: only instructions the classic builder understands (no RUN --mount, COPY --chmod or
+# heredocs): Debian's docker-compose v1 builds without BuildKit.
+# NB: the base is pinned by tag; pin it by digest too once the digest of the image you trust is
+# known (`FROM python:3.11.7-slim-bookworm@sha256:...`).
+
+# ---------------------------------------------------------------------------------------------
+FROM python:3.11.7-slim-bookworm AS python-base
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# NB: a fixed uid/gid so that files the containers write on volumes have a predictable owner.
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --home-dir /home/app --create-home \
+       --shell /usr/sbin/nologin app
+
+WORKDIR /app
+
+# ---------------------------------------------------------------------------------------------
+# Resolves and installs each image's dependencies into its own prefix, so that the final stages
+# get site-packages and console scripts without pip's caches or the project's build files.
+FROM python-base AS builder
+
+# NB: the PostgreSQL driver and the tracking server's Prometheus exporter are deployment
+# dependencies, not the model's: they stay out of pyproject.toml and the logged model's
+# requirements. 2.9.13 and 0.23.2 were the newest releases on PyPI when this was written.
+ARG PSYCOPG2_BINARY_VERSION=2.9.13
+ARG PROMETHEUS_FLASK_EXPORTER_VERSION=0.23.2
+
+COPY pyproject.toml ./
+# NB: the requirement lists are read from pyproject.toml's extras (one source of pins); the
+# project itself is not installed: the final stages copy its sources, so the facade image gets
+# only facade/ and model_code's stdlib-only schema, never training/ or the pyfunc.
+RUN python -c "import tomllib; extras = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']; [open(f'/tmp/requirements-{name}.txt', 'w').write('\n'.join(extras[name]) + '\n') for name in ('facade', 'model')]" \
+    && pip install --prefix=/install/facade -r /tmp/requirements-facade.txt \
+    && pip install --prefix=/install/model -r /tmp/requirements-model.txt \
+       "psycopg2-binary==${PSYCOPG2_BINARY_VERSION}" \
+       "prometheus-flask-exporter==${PROMETHEUS_FLASK_EXPORTER_VERSION}"
+
+# ---------------------------------------------------------------------------------------------
+FROM python-base AS facade
+
+COPY --from=builder /install/facade /usr/local
+# NB: sources stay owned by root: the service user can read them but not change them.
+COPY model_code/__init__.py model_code/schema.py model_code/
+COPY facade/ facade/
+
+# NB: the facade defaults to 127.0.0.1 for `make run`; inside a container it must listen on
+# every interface to be reachable through the published port and the Compose network.
+ENV HOST=0.0.0.0 \
+    PORT=8000
+
+USER app
+EXPOSE 8000
+
+# NB: readiness, not liveness: healthy means the model is served and scores (a dependent
+# container then starts only once predictions can succeed). slim has no curl: urllib raises on
+# any non-2xx status or connection error, which makes the check fail.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '8000')}/api/v1/health/ready\", timeout=4)"]
+
+# NB: `python -m facade` runs one uvicorn worker (more add latency); scale by containers.
+CMD ["python", "-m", "facade"]
+
+# ---------------------------------------------------------------------------------------------
+FROM python-base AS mlflow
+
+COPY --from=builder /install/model /usr/local
+# What `mlflow run .` needs: the MLproject, its environment file and the code it runs.
+COPY MLproject conda.yaml pyproject.toml ./
+COPY model_code/ model_code/
+COPY training/ training/
+
+# NB: the sources stay root-owned and read-only; the service user may write only where it must:
+# data/ (the `generate_data` entry point's default output) and /mlartifacts (the tracking
+# server's artifact store; a new named volume mounted there inherits this ownership).
+RUN mkdir -p /app/data /mlartifacts \
+    && chown app:app /app/data /mlartifacts
+
+# NB: `mlflow server` otherwise starts a job runner and huey consumers (about 3 GB of RAM
+# instead of about 500 MB, see DESIGN.md); the stack does not use server-side jobs.
+ENV MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
+
+USER app
+EXPOSE 5001 5002
+
+# NB: suits the tracking server (the default command); Compose overrides it for the scoring
+# server (/ping on 5002) and disables it for the one-shot training job.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=5 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5001/health', timeout=4)"]
+
+# A throwaway tracking server on SQLite inside the container; Compose runs it on PostgreSQL.
+CMD ["mlflow", "server", "--backend-store-uri", "sqlite:////home/app/mlflow.db", \
+     "--artifacts-destination", "/mlartifacts", "--serve-artifacts", \
+     "--host", "0.0.0.0", "--port", "5001", "--workers", "1"]

@@ -18,9 +18,11 @@ from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc.model import PythonModel, PythonModelContext
 from mlflow.types import ColSpec, DataType, Schema
+from mlflow.types.schema import Array, Object, Property
 from sklearn.pipeline import Pipeline
 
 from model_code.fast import FastPipeline
+from model_code.reasons import MAX_REASONS, REASONS, credit_score
 from model_code.schema import APPROVED, FEATURES, NUMERIC_FEATURES, OUTPUT_COLUMNS, REJECTED
 from model_code.validation import InvalidApplicants, validate
 
@@ -54,6 +56,19 @@ def signature() -> ModelSignature:
             ColSpec(DataType.double, "rejection_probability"),
             ColSpec(DataType.double, "risk_score"),
             ColSpec(DataType.double, "confidence"),
+            ColSpec(DataType.long, "credit_score"),
+            ColSpec(
+                Array(
+                    Object(
+                        [
+                            Property("code", DataType.string),
+                            Property("description", DataType.string),
+                            Property("contribution", DataType.double),
+                        ]
+                    )
+                ),
+                "reasons",
+            ),
             ColSpec(DataType.string, "model_run_id"),
         ]
     )
@@ -91,7 +106,7 @@ def score(pipeline: Pipeline, applicants: pd.DataFrame, threshold: float) -> pd.
 
 
 def decide(rejection: np.ndarray, threshold: float) -> pd.DataFrame:
-    """Probabilities of default → the documented output columns (without the run id)."""
+    """Probabilities of default → decision, probabilities, confidence and score points."""
     approval = 1.0 - rejection
     rejected = rejection >= threshold
     return pd.DataFrame(
@@ -101,8 +116,28 @@ def decide(rejection: np.ndarray, threshold: float) -> pd.DataFrame:
             "rejection_probability": rejection,
             "risk_score": rejection,
             "confidence": np.where(rejected, rejection, approval),
+            "credit_score": np.array([credit_score(p) for p in rejection.tolist()], dtype=np.int64),
         }
     )
+
+
+def principal_reasons(contributions: np.ndarray) -> list[list[dict[str, object]]]:
+    """Per row, up to four reasons that raised the risk most, largest first (ties in catalogue order)."""
+    order = np.argsort(-contributions, axis=1, kind="stable")[:, :MAX_REASONS]
+    rows = []
+    for row, ranked in zip(contributions, order, strict=True):
+        rows.append(
+            [
+                {
+                    "code": REASONS[i].code,
+                    "description": REASONS[i].description,
+                    "contribution": float(row[i]),
+                }
+                for i in ranked
+                if row[i] > 0.0
+            ]
+        )
+    return rows
 
 
 class InvalidApplicantData(MlflowException):
@@ -151,10 +186,12 @@ class CreditScoreModel(PythonModel):
             applicants = validate(model_input)
         except InvalidApplicants as exc:
             raise InvalidApplicantData(f"Invalid applicant data: {exc}") from None
+        explanation = self.fast.explain(applicants)
         if self.inference == "sklearn":
             risk = self.pipeline.predict_proba(applicants.to_frame())[:, 1].astype("float64")
         else:
-            risk = self.fast.predict_risk(applicants)
+            risk = explanation.risk
         out = decide(risk, self.threshold)
+        out["reasons"] = pd.Series(principal_reasons(explanation.contributions), dtype=object)
         out["model_run_id"] = self.run_id
         return out.loc[:, list(OUTPUT_COLUMNS)]

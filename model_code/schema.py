@@ -159,6 +159,8 @@ OUTPUT_COLUMNS: Final = (
     "rejection_probability",
     "risk_score",
     "confidence",
+    "credit_score",
+    "reasons",
     "model_run_id",
 )
 

@@ -26,6 +26,8 @@ from sklearn.metrics import (
 )
 from sklearn.pipeline import Pipeline
 
+from training.calibrate import forest_of
+
 
 def ks_statistic(y_true: np.ndarray, risk: np.ndarray) -> float:
     """Kolmogorov-Smirnov: the largest gap between the defaulters' and payers' score CDFs."""
@@ -83,7 +85,7 @@ def write_plots(
     ax.set_title(f"Confusion matrix at threshold {threshold}")
     paths.append(_save(fig, folder / "confusion_matrix.png"))
 
-    forest = pipeline.named_steps["model"]
+    forest = forest_of(pipeline)
     names = pipeline.named_steps["preprocess"].get_feature_names_out()
     order = np.argsort(forest.feature_importances_)
     fig, ax = plt.subplots(figsize=(7, 6))

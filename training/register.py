@@ -45,13 +45,25 @@ def champion_auc_on(model_name: str, features: pd.DataFrame, labels: np.ndarray)
 
 
 def register(
-    model_uri: str, model_name: str, new_auc: float, features: pd.DataFrame, labels: np.ndarray
+    model_uri: str,
+    model_name: str,
+    new_auc: float,
+    features: pd.DataFrame,
+    labels: np.ndarray,
+    fairness_problem: str | None = None,
 ) -> Decision:
-    """Register ``model_uri`` under ``model_name`` and set ``champion`` or ``challenger``."""
+    """Register ``model_uri`` under ``model_name`` and set ``champion`` or ``challenger``.
+
+    A model whose fairness gap exceeds the bound (``fairness_problem``) is never made champion
+    automatically, whatever its AUC: a person has to look at it and move the alias by hand.
+    """
     client = MlflowClient()
     previous = champion_auc_on(model_name, features, labels)
     version = mlflow.register_model(model_uri, model_name).version
-    if previous is None:
+    if fairness_problem is not None:
+        alias, champion_auc = CHALLENGER, previous[1] if previous else None
+        reason = f"{fairness_problem}; never promoted automatically"
+    elif previous is None:
         alias, champion_auc = CHAMPION, None
         reason = "no champion yet"
     else:

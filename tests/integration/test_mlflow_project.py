@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import TrackingStore, mlflow_run
+from tests.conftest import TEST_N_ESTIMATORS, TEST_N_SAMPLES, TrackingStore, mlflow_run
 
 pytestmark = pytest.mark.integration
 
@@ -27,13 +27,34 @@ def test_first_run_registers_version_1_as_champion(sqlite_store: TrackingStore) 
     assert run.data.metrics["test_roc_auc"] > 0.65
     assert run.data.params["n_estimators"] == "40"
     plots = {Path(a.path).name for a in client.list_artifacts(champion.run_id, "plots")}
-    assert plots == {
+    assert {
         "roc_curve.png",
         "calibration_curve.png",
         "confusion_matrix.png",
         "feature_importance.png",
-    }
+    } <= plots
     assert [i.dataset.name for i in run.inputs.dataset_inputs] == ["synthetic-applicants"]
+
+
+def test_run_logs_calibration_fairness_drift_reference_and_model_card(sqlite_store: TrackingStore) -> None:
+    client = MlflowClient(tracking_uri=sqlite_store.tracking_uri)
+    run = client.get_run(client.get_model_version_by_alias("credit-score", "champion").run_id)
+
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    fairness = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "fairness")}
+    plots = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "plots")}
+
+    assert {"model_card.md", "drift_reference.json"} <= artifacts
+    assert fairness == {"fairness_by_age_band.csv", "fairness_by_age_band.md"}
+    assert "reliability_diagram.png" in plots
+    assert run.data.tags["fairness_gate"] == "passed"
+    assert run.data.tags["calibration_applied"] in {"true", "false"}
+    for metric in ("brier_uncalibrated", "brier_calibrated", "ece_uncalibrated", "ece_calibrated"):
+        assert f"test_{metric}" in run.data.metrics
+    assert "fairness_demographic_parity_difference" in run.data.metrics
+    assert run.data.params["score_base_points"] == "600.0"
+    card = Path(client.download_artifacts(run.info.run_id, "model_card.md", str(sqlite_store.root)))
+    assert "## Fairness (test split, by age band)" in card.read_text()
 
 
 def test_logged_model_directory_holds_no_pickle(sqlite_store: TrackingStore) -> None:
@@ -61,3 +82,20 @@ def test_a_worse_model_becomes_challenger_and_leaves_the_champion(sqlite_store: 
     assert "< champion v1" in reason
     # Aliases only: no deprecated registry stage is ever set.
     assert {client.get_model_version("credit-score", v).current_stage for v in ("1", "2")} <= {"None", None}
+
+
+def test_a_model_over_the_fairness_bound_is_never_made_champion(sqlite_store: TrackingStore) -> None:
+    client = MlflowClient(tracking_uri=sqlite_store.tracking_uri)
+    before = str(client.get_model_version_by_alias("credit-score", "champion").version)
+
+    # The same data and parameters as the champion (so an equal AUC), but a bound of zero.
+    mlflow_run(
+        sqlite_store, f"n_samples={TEST_N_SAMPLES}", f"n_estimators={TEST_N_ESTIMATORS}", "fairness_max_gap=0"
+    )
+
+    latest = max(client.search_model_versions("name='credit-score'"), key=lambda v: int(v.version))
+    run = client.get_run(latest.run_id)
+    assert str(client.get_model_version_by_alias("credit-score", "champion").version) == before
+    assert run.data.tags["fairness_gate"] == "failed"
+    assert run.data.tags["registry_alias"] == "challenger"
+    assert "never promoted automatically" in run.data.tags["registry_decision"]

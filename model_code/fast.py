@@ -77,6 +77,9 @@ class FlatForest:
         self.n_features = int(forest.n_features_in_)
         self.positive = positive
         self.trees = trees
+        # Edges of every node (2·node: left, 2·node + 1: right): the child, and the value step.
+        self.edge_child = np.column_stack([self.left, self.right]).ravel()
+        self.edge_delta = self.value[self.edge_child] - np.repeat(self.value, 2)
 
     def predict_positive(self, features: np.ndarray) -> np.ndarray:
         """P(class 1) per row, exactly as ``RandomForestClassifier.predict_proba(features)[:, 1]``."""
@@ -108,12 +111,12 @@ class FlatForest:
         credit = np.zeros(n_rows * self.n_features)
         for _ in range(self.depth):
             column = rows + self.feature[node]
-            go_left = flat_x[column] <= self.threshold[node]
-            child = np.where(go_left, self.left[node], self.right[node])
-            # NB: leaves loop to themselves, so their steps add exactly zero.
-            credit += np.bincount(column.ravel(), weights=(self.value[child] - self.value[node]).ravel(),
-                                  minlength=credit.size)  # fmt: skip
-            node = child
+            # NB: edge 2·node is "left", 2·node + 1 "right"; one gather each for child and value step.
+            edge = 2 * node + (flat_x[column] > self.threshold[node])
+            credit += np.bincount(
+                column.ravel(), weights=self.edge_delta[edge].ravel(), minlength=credit.size
+            )
+            node = self.edge_child[edge]
         risk: np.ndarray = np.cumsum(self.value[node], axis=1)[:, -1] / n_trees
         base = float(np.sum(self.value[self.roots]) / n_trees)
         return risk, base, credit.reshape(n_rows, self.n_features) / n_trees

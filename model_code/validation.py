@@ -15,6 +15,7 @@ import pandas as pd
 from model_code.schema import CATEGORICAL_FEATURES, FEATURES, FEATURES_BY_NAME, NUMERIC_FEATURES, Feature
 
 _MAX_ROWS_LISTED = 5
+FEATURE_NAMES_SET = frozenset(f.name for f in FEATURES)
 _MINIMUM = {f.name: f.minimum for f in FEATURES if f.is_numeric}
 _MAXIMUM = {f.name: f.maximum for f in FEATURES if f.is_numeric}
 _INTEGER = {f.name: f.kind == "integer" for f in FEATURES if f.is_numeric}
@@ -97,11 +98,51 @@ def _unbox(value: object) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
+# Up to this many rows, checking value by value from one object array beats column-wise numpy,
+# whose per-column pandas access costs ~20 µs (one applicant: 60 µs against 250 µs).
+ROW_PATH_MAX_ROWS = 16
+
+
 def validate(frame: pd.DataFrame) -> Applicants:
     """Check every schema rule on ``frame``'s rows; return the values or raise InvalidApplicants."""
+    if len(frame) <= ROW_PATH_MAX_ROWS and frame.columns.is_unique:
+        return _validate_rows(frame)
+    return _validate_columns(frame)
+
+
+def _validate_rows(frame: pd.DataFrame) -> Applicants:
+    values = frame.to_numpy(dtype=object)
+    position = {name: i for i, name in enumerate(frame.columns)}
+    bad: dict[str, list[int]] = {}
+    numeric = np.zeros((len(frame), len(NUMERIC_FEATURES)))
+    codes = np.zeros((len(frame), len(CATEGORICAL_FEATURES)), dtype=np.int64)
+    for feature in FEATURES:
+        if feature.name not in position:
+            bad[feature.name] = []
+            continue
+        column = position[feature.name]
+        for row in range(len(frame)):
+            value = _unbox(values[row, column])
+            if feature.violation(value) is not None:
+                bad.setdefault(feature.name, []).append(row)
+            elif feature.is_numeric:
+                numeric[row, NUMERIC_FEATURES.index(feature.name)] = float(value)  # type: ignore[arg-type]
+            else:
+                codes[row, CATEGORICAL_FEATURES.index(feature.name)] = _CODES[feature.name][value]  # type: ignore[index]
+    if bad:
+        raise InvalidApplicants(
+            [
+                (name, "is required" if not rows else FEATURES_BY_NAME[name].rule(), rows)
+                for name, rows in bad.items()
+            ]
+        )
+    return Applicants(numeric, codes)
+
+
+def _validate_columns(frame: pd.DataFrame) -> Applicants:
     problems: list[tuple[str, str, list[int]]] = []
     # NB: one pass over the columns: indexing a DataFrame by name costs ~15 µs a column.
-    columns = {name: series.to_numpy() for name, series in frame.items() if name in FEATURES_BY_NAME}
+    columns = {name: frame[name].to_numpy() for name in FEATURE_NAMES_SET.intersection(frame.columns)}
     n_rows = len(frame)
     numeric = np.zeros((n_rows, len(NUMERIC_FEATURES)))
     codes = np.zeros((n_rows, len(CATEGORICAL_FEATURES)), dtype=np.int64)

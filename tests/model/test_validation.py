@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
 from model_code.fast import FastPipeline
 from model_code.pyfunc import CreditScoreModel, model_input
-from model_code.schema import EXAMPLE_APPLICANTS
+from model_code.schema import EXAMPLE_APPLICANTS, OUTPUT_COLUMNS
 
 GOOD = EXAMPLE_APPLICANTS["approved"]
 
@@ -78,3 +79,35 @@ def test_valid_rows_score_whatever_their_numeric_dtypes(model: CreditScoreModel)
 
     pd.testing.assert_frame_equal(out_ints, out_floats)
     assert out_ints["model_run_id"].tolist() == ["0" * 32] * 2
+
+
+def test_row_and_column_checks_agree_on_every_rule() -> None:
+    """Small inputs are checked value by value, large ones column-wise: same verdicts, same messages."""
+    from model_code.validation import InvalidApplicants, _validate_columns, _validate_rows
+
+    rows = [dict(GOOD) for _ in range(12)]
+    rows[1]["age"] = 35.5
+    rows[2]["income"] = None
+    rows[3]["loan_intent"] = "CASINO"
+    rows[4]["derogatory_marks"] = True
+    rows[5]["total_debt"] = float("inf")
+    rows[6]["num_credit_lines"] = "3"
+    frame = pd.DataFrame(rows)
+
+    messages = []
+    for check in (_validate_rows, _validate_columns):
+        with pytest.raises(InvalidApplicants) as caught:
+            check(frame)
+        messages.append(str(caught.value))
+
+    assert messages[0] == messages[1]
+    good = model_input(pd.DataFrame([GOOD, EXAMPLE_APPLICANTS["rejected"]]))
+    by_rows, by_columns = _validate_rows(good), _validate_columns(good)
+    np.testing.assert_array_equal(by_rows.numeric, by_columns.numeric)
+    np.testing.assert_array_equal(by_rows.codes, by_columns.codes)
+
+
+def test_output_columns_are_the_documented_ones_in_order(model: CreditScoreModel) -> None:
+    out = model.predict(None, pd.DataFrame([GOOD]))  # type: ignore[arg-type]
+
+    assert list(out.columns) == list(OUTPUT_COLUMNS)

@@ -32,3 +32,6 @@ format: install
 
 clean:
 	rm -rf .run mlruns .pytest_cache .mypy_cache .ruff_cache
+
+loadtest: install
+	$(PY) -m scripts.loadtest $(if $(URL),--url $(URL)) $(if $(CONCURRENCY),--concurrency $(CONCURRENCY)) $(if $(DURATION),--duration $(DURATION)) $(if $(API_KEY),--api-key $(API_KEY))

@@ -1,6 +1,7 @@
 """Assembles the app: settings, lifespan-owned upstream clients, middleware, error handlers, routes.
 
-Run with ``uvicorn --factory facade.main:create_app`` (or ``python -m facade``). Importing this
+Run with ``python -m facade``, which adds JSON logs and the draining SIGTERM; plain
+``uvicorn --factory facade.main:create_app`` serves the same app without them. Importing this
 module builds nothing; ``facade.main:app`` builds the default app on first access.
 """
 
@@ -17,9 +18,19 @@ from fastapi import FastAPI
 
 from facade.api.main import api_router
 from facade.api.routes import metrics
+from facade.breaker import CircuitBreaker
 from facade.core.config import Settings, get_settings
 from facade.core.errors import PROBLEM_MEDIA_TYPE, install_error_handlers
-from facade.core.middleware import MetricsMiddleware, UnhandledErrorMiddleware
+from facade.core.lifecycle import Lifecycle
+from facade.core.limits import InFlightLimiter
+from facade.core.metrics import CIRCUIT_OPEN
+from facade.core.middleware import (
+    AccessLogMiddleware,
+    BodySizeLimitMiddleware,
+    MetricsMiddleware,
+    UnhandledErrorMiddleware,
+)
+from facade.core.security import ApiKeys
 from facade.registry import RegistryClient
 from facade.scoring import ScoringClient
 
@@ -41,16 +52,24 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         write=settings.UPSTREAM_READ_TIMEOUT,
         pool=settings.UPSTREAM_POOL_TIMEOUT,
     )
+    # NB: a connection for every admitted prediction plus readiness and model info, so that an
+    # admitted request never waits in the pool (its pool timeout would turn into a 504).
+    connections = settings.MAX_IN_FLIGHT + 4
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    breaker = CircuitBreaker(settings.BREAKER_FAILURE_THRESHOLD, settings.BREAKER_COOL_DOWN_SECONDS)
+    CIRCUIT_OPEN.set(0)
     # NB: trust_env=False: both upstreams are internal services; an HTTP(S)_PROXY meant for
     # outbound traffic must not capture them.
     async with (
-        httpx.AsyncClient(base_url=settings.SCORING_URL, timeout=timeout, trust_env=False) as scoring_http,
+        httpx.AsyncClient(
+            base_url=settings.SCORING_URL, timeout=timeout, limits=limits, trust_env=False
+        ) as scoring_http,
         httpx.AsyncClient(
             base_url=settings.MLFLOW_TRACKING_URI, timeout=timeout, trust_env=False
         ) as registry_http,
     ):
         yield {
-            "scoring": ScoringClient(scoring_http),
+            "scoring": ScoringClient(scoring_http, breaker, settings.UPSTREAM_RETRY_ATTEMPTS),
             "registry": RegistryClient(registry_http, settings.MODEL_NAME),
         }
 
@@ -68,16 +87,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    # NB: the last added middleware is the outermost: metrics also see the 500s produced inside.
+    app.state.api_keys = ApiKeys(settings.api_keys)
+    app.state.limiter = InFlightLimiter(settings.MAX_IN_FLIGHT)
+    app.state.lifecycle = Lifecycle()
+    # NB: the last added middleware is the outermost: the access log and the metrics also see the
+    # 413s of the body cap and the 500s produced inside.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES)
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(AccessLogMiddleware)
     install_error_handlers(app)
     app.include_router(api_router, prefix=API_PREFIX)
     app.include_router(metrics.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = _with_problem_media_type(FastAPI.openapi(app))
+            schema = _with_problem_media_type(FastAPI.openapi(app))
+            schema = _with_batch_cap(schema, settings.MAX_BATCH_SIZE)
+            if not settings.api_keys:
+                schema = _without_security(schema)
+            app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -95,6 +124,22 @@ def _with_problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:
                 content = response.get("content", {})
                 if int(status) >= 400 and "application/json" in content:
                     content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+    return schema
+
+
+def _with_batch_cap(schema: dict[str, Any], cap: int) -> dict[str, Any]:
+    """Publish MAX_BATCH_SIZE as the batch's maxItems: a client can see the cap it will meet."""
+    applications = schema["components"]["schemas"]["BatchIn"]["properties"]["applications"]
+    applications["maxItems"] = cap
+    return schema
+
+
+def _without_security(schema: dict[str, Any]) -> dict[str, Any]:
+    """With no API key configured nothing is checked, so the document declares no security either."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            operation.pop("security", None)
+    schema.get("components", {}).pop("securitySchemes", None)
     return schema
 
 

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from model_code.schema import EXAMPLE_APPLICANTS, FEATURES, Feature, Kind
 
 Decision = Literal["APPROVED", "REJECTED"]
+
+
+def _integral_float_to_int(value: object) -> object:
+    """36.0 becomes 36; anything else is left for the strict integer check (35.5, "36", true fail).
+
+    NB: JSON Schema, and so the published OpenAPI document, counts 36.0 as an integer, and so does
+    the model's own check (model_code.schema.Feature.violation); refusing it broke the contract.
+    """
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+StrictInteger = Annotated[int, BeforeValidator(_integral_float_to_int)]
 
 
 def _applicant_field(feature: Feature) -> tuple[Any, Any]:
@@ -20,7 +32,7 @@ def _applicant_field(feature: Feature) -> tuple[Any, Any]:
     # NB: strict, so "35", true and 35.5 are refused for an age instead of coerced or truncated;
     # a strict float still accepts a JSON integer (an income of 75000).
     is_number = feature.kind == "number"
-    return float if is_number else int, Field(
+    return float if is_number else StrictInteger, Field(
         strict=True,
         ge=feature.minimum,
         le=feature.maximum,

@@ -4,6 +4,11 @@ Endpoints used: ``GET /ping`` (is the server up) and ``POST /invocations`` (scor
 ``dataframe_split``; answers one record per row with ``model_code.schema.OUTPUT_COLUMNS``).
 Error bodies of the scoring server can echo the request and carry a stack trace: they are
 never logged nor passed on; only status codes and exception class names are logged.
+
+Every call has the app's connect, read and pool deadlines; a call that could not connect is
+retried with jittered backoff (stamina); and a circuit breaker answers at once while the
+server is known to be down. ``/ping`` is never refused by the breaker: readiness probes it
+live, and its success closes the circuit, so recovery shows within one probe.
 """
 
 from __future__ import annotations
@@ -14,16 +19,19 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Literal
 
 import httpx
+import stamina
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from facade.breaker import BreakerState, CircuitBreaker
 from facade.core.errors import (
     BadUpstreamResponse,
+    CircuitOpen,
     FieldError,
     ModelRejectedInput,
     ModelTimeout,
     ModelUnavailable,
 )
-from facade.core.metrics import UPSTREAM_ERRORS, UPSTREAM_REQUEST_DURATION
+from facade.core.metrics import CIRCUIT_OPEN, UPSTREAM_ERRORS, UPSTREAM_REQUEST_DURATION, UPSTREAM_RETRIES
 from model_code.schema import FEATURE_NAMES, FEATURES_BY_NAME
 
 logger = logging.getLogger(__name__)
@@ -35,6 +43,19 @@ RUN_ID_PATTERN = r"^[0-9a-f]{32}$"
 REJECTED_PREFIX = "Invalid applicant data:"
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+# NB: only a refused or failed connection is retried: the request cannot have reached the model.
+# Not a ConnectTimeout (it already spent a whole connect deadline on a host that does not answer),
+# and never a read timeout or a connection broken after the body was sent: the model may be
+# scoring it. The backoff starts at 50 ms with up to 50 ms of jitter; the whole retry loop gives
+# up after RETRY_BUDGET_SECONDS.
+RETRY_ON = httpx.ConnectError
+RETRY_WAIT_INITIAL = 0.05
+RETRY_WAIT_MAX = 0.5
+RETRY_WAIT_JITTER = 0.05
+RETRY_BUDGET_SECONDS = 2.0
+# NB: the failures that prove the server down and count towards opening the circuit.
+UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout)
 
 
 class ScoredRow(BaseModel):
@@ -59,14 +80,16 @@ class _UpstreamError(BaseModel):
 
 
 class ScoringClient:
-    """Calls the scoring server through the app's pooled ``httpx.AsyncClient``."""
+    """Calls the scoring server through the app's pooled ``httpx.AsyncClient``, behind a circuit breaker."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: httpx.AsyncClient, breaker: CircuitBreaker, retry_attempts: int) -> None:
         self._http = http
+        self.breaker = breaker
+        self._retry_attempts = retry_attempts
 
     async def ping(self) -> None:
         """Return when the scoring server answers ``/ping`` with 200, raise ModelUnavailable otherwise."""
-        response = await self._send("GET", PING)
+        response = await self._send("GET", PING, gated=False)
         if response.status_code != 200:
             UPSTREAM_ERRORS.labels("status").inc()
             logger.warning("scoring server /ping answered %d", response.status_code)
@@ -104,20 +127,55 @@ class ScoringClient:
             raise BadUpstreamResponse("The scoring server answered a different number of rows.")
         return scored
 
-    async def _send(self, method: str, endpoint: str, json: object = None) -> httpx.Response:
+    async def _send(
+        self, method: str, endpoint: str, json: object = None, *, gated: bool = True
+    ) -> httpx.Response:
+        """One call: refused at once while the circuit is open, retried only when it could not connect."""
+        if gated and not self.breaker.allow():
+            UPSTREAM_ERRORS.labels("circuit_open").inc()
+            raise CircuitOpen(
+                "The scoring server is down; retry when it is back.", retry_after=self.breaker.retry_after()
+            )
         start = time.perf_counter()
         try:
-            return await self._http.request(method, endpoint, json=json)
-        except httpx.TimeoutException as exc:
-            UPSTREAM_ERRORS.labels("timeout").inc()
-            logger.warning("scoring server %s: %s", endpoint, type(exc).__name__)
-            raise ModelTimeout("The scoring server did not answer in time.") from exc
+            response = await self._request_with_retries(method, endpoint, json)
         except httpx.TransportError as exc:
-            UPSTREAM_ERRORS.labels("connect").inc()
+            if isinstance(exc, UNREACHABLE):
+                self.breaker.record_failure()
+            else:
+                self.breaker.record_inconclusive()
             logger.warning("scoring server %s: %s", endpoint, type(exc).__name__)
+            if isinstance(exc, httpx.TimeoutException):
+                UPSTREAM_ERRORS.labels("timeout").inc()
+                raise ModelTimeout("The scoring server did not answer in time.") from exc
+            UPSTREAM_ERRORS.labels("connect").inc()
             raise ModelUnavailable("The scoring server is unreachable.") from exc
+        except BaseException:
+            self.breaker.record_inconclusive()  # NB: e.g. cancelled because the client went away
+            raise
         finally:
             UPSTREAM_REQUEST_DURATION.labels(endpoint).observe(time.perf_counter() - start)
+            CIRCUIT_OPEN.set(self.breaker.state is not BreakerState.CLOSED)
+        self.breaker.record_success()
+        CIRCUIT_OPEN.set(0)
+        return response
+
+    async def _request_with_retries(self, method: str, endpoint: str, json: object) -> httpx.Response:
+        # NB: retry_context rather than stamina's decorator or RetryingCaller: those hand the call's
+        # arguments (the applicants) to stamina's retry log hook, this block hands it nothing.
+        async for attempt in stamina.retry_context(
+            on=RETRY_ON,
+            attempts=self._retry_attempts,
+            timeout=RETRY_BUDGET_SECONDS,
+            wait_initial=RETRY_WAIT_INITIAL,
+            wait_max=RETRY_WAIT_MAX,
+            wait_jitter=RETRY_WAIT_JITTER,
+        ):
+            with attempt:
+                if attempt.num > 1:
+                    UPSTREAM_RETRIES.inc()
+                response = await self._http.request(method, endpoint, json=json)
+        return response
 
 
 def _rejected_fields(response: httpx.Response) -> list[FieldError] | None:

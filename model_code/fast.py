@@ -160,10 +160,10 @@ class FastPipeline:
             self.sigmoid = (float(calibrator.a_), float(calibrator.b_))
             model = calibrated.estimator.estimator  # FrozenEstimator → the fitted forest
         self.forest = FlatForest(model)
-        codes = [r.code for r in REASONS]
-        self.column_reason = np.zeros((len(names), len(codes)))
-        for i, name in enumerate(names):
-            self.column_reason[i, codes.index(reason_for_column(name))] = 1.0
+        columns_of = {
+            r.code: [i for i, name in enumerate(names) if reason_for_column(name) == r.code] for r in REASONS
+        }
+        self.reason_columns = [np.array(columns_of[r.code], dtype=np.int64) for r in REASONS]
 
     def _calibrate(self, raw: np.ndarray) -> np.ndarray:
         if self.sigmoid is None:
@@ -186,10 +186,13 @@ class FastPipeline:
         ]
         raw = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0)
         raw_base = parts[0][1] if parts else 0.0
-        by_column = np.vstack([p[2] for p in parts]) if parts else np.zeros((0, len(self.column_reason)))
+        by_column = np.vstack([p[2] for p in parts]) if parts else np.zeros((0, self.forest.n_features))
         risk = self._calibrate(raw)
         base = float(self._calibrate(np.array([raw_base]))[0])
         moved = raw - raw_base
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(np.abs(moved) > 1e-15, (risk - base) / moved, 0.0)
-        return Explanation(risk, base, (by_column @ self.column_reason) * scale[:, None])
+        # NB: summed row by row in a fixed order (no BLAS matmul, whose blocking depends on the
+        # number of rows), so an applicant's reasons do not depend on who shares its batch.
+        by_reason = np.column_stack([by_column[:, cols].sum(axis=1) for cols in self.reason_columns])
+        return Explanation(risk, base, by_reason * scale[:, None])

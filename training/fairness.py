@@ -78,12 +78,9 @@ def fairness_report(
         sensitive_features=bands,
     )
     order = [label for _, _, label in AGE_BANDS if label in set(bands)]
-    outcomes = pd.crosstab(bands, repaid)
-    eligible = [
-        band
-        for band in order
-        if outcomes.shape[1] == 2 and int(outcomes.loc[band].min()) >= MIN_OUTCOMES_PER_BAND
-    ]
+    outcomes = pd.crosstab(bands, repaid).reindex(columns=[0, 1], fill_value=0)
+    fewest = outcomes.min(axis=1)
+    eligible = [band for band in order if fewest[band] >= MIN_OUTCOMES_PER_BAND]
     table = frame.by_group.loc[order].assign(in_gaps=[band in eligible for band in order])
     if len(eligible) < 2:
         return FairnessReport(table, 0.0, 0.0)

@@ -1,15 +1,33 @@
-"""FastAPI dependencies: settings and the lifespan-owned upstream clients, as Annotated aliases."""
+"""FastAPI dependencies: settings, upstream clients, API keys and limits, as Annotated aliases."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, cast
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from facade.core.config import Settings
-from facade.core.errors import BatchTooLarge, UnsupportedMediaType
+from facade.core.errors import BatchTooLarge, Overloaded, Unauthorized, UnsupportedMediaType
+from facade.core.lifecycle import Lifecycle
+from facade.core.limits import InFlightLimiter
+from facade.core.metrics import PREDICTIONS_SHED
+from facade.core.security import ApiKeys
 from facade.registry import RegistryClient
 from facade.scoring import ScoringClient
+
+API_KEY_HEADER = "X-API-Key"
+# NB: auto_error=False: a missing key must become the facade's own 401 problem, and only when
+# keys are configured. Either scheme satisfies the check.
+api_key_header = APIKeyHeader(
+    name=API_KEY_HEADER,
+    auto_error=False,
+    description="One of the API keys configured in API_KEYS or API_KEYS_FILE.",
+)
+bearer_token = HTTPBearer(
+    auto_error=False, description="The same API key sent as `Authorization: Bearer <key>`."
+)
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -24,7 +42,12 @@ def get_registry(request: Request) -> RegistryClient:
     return cast(RegistryClient, request.state.registry)
 
 
+def get_lifecycle(request: Request) -> Lifecycle:
+    return cast(Lifecycle, request.app.state.lifecycle)
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
 ScoringDep = Annotated[ScoringClient, Depends(get_scoring)]
 RegistryDep = Annotated[RegistryClient, Depends(get_registry)]
 
@@ -50,3 +73,29 @@ async def limit_batch_size(request: Request, settings: SettingsDep) -> None:
     applications = body.get("applications") if isinstance(body, dict) else None
     if isinstance(applications, list) and len(applications) > settings.MAX_BATCH_SIZE:
         raise BatchTooLarge(settings.MAX_BATCH_SIZE)
+
+
+async def require_api_key(
+    request: Request,
+    api_key: Annotated[str | None, Security(api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_token)],
+) -> None:
+    """Refuse a request without a configured API key with 401 (a no-op when no key is configured)."""
+    keys = cast(ApiKeys, request.app.state.api_keys)
+    if not keys.enabled:
+        return
+    presented = api_key or (bearer.credentials if bearer is not None else None)
+    if presented is None or not keys.accepts(presented):
+        raise Unauthorized(f"Send a valid API key in the {API_KEY_HEADER} header or as a bearer token.")
+
+
+async def limit_in_flight(request: Request) -> AsyncIterator[None]:
+    """Admit the request while fewer than MAX_IN_FLIGHT predictions are in flight; 503 at once otherwise."""
+    limiter = cast(InFlightLimiter, request.app.state.limiter)
+    if not limiter.try_acquire():
+        PREDICTIONS_SHED.inc()
+        raise Overloaded(f"{limiter.limit} predictions are already in flight; retry shortly.")
+    try:
+        yield
+    finally:
+        limiter.release()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 logger = logging.getLogger(__name__)
@@ -15,12 +17,16 @@ logger = logging.getLogger(__name__)
 # NB: MLflow deprecated registry stages in favour of aliases; training moves `champion` where
 # it used to promote to Production and `challenger` where it used Staging.
 STAGE_TO_ALIAS = {"production": "champion", "staging": "challenger"}
+# NB: a key travels in a header, so printable ASCII without spaces or commas; 16 characters at least
+# so that a placeholder such as "changeme" is refused rather than deployed.
+API_KEY_PATTERN = re.compile(r"[\x21-\x2b\x2d-\x7e]{16,}")
 
 
 class Settings(BaseSettings):
     """The facade's configuration; each field is read from the environment variable of its name."""
 
-    model_config = SettingsConfigDict(case_sensitive=True)
+    # NB: hide_input_in_errors: a refused setting may be an API key; errors name the field and rule only.
+    model_config = SettingsConfigDict(case_sensitive=True, hide_input_in_errors=True)
 
     APP_NAME: str = "Credit Score API"
     APP_VERSION: str = "0.1.0"
@@ -34,12 +40,37 @@ class Settings(BaseSettings):
     MODEL_STAGE: str | None = Field(default=None, description="Deprecated: use MODEL_ALIAS.")
 
     SCORING_URL: str = "http://127.0.0.1:5002"
-    UPSTREAM_CONNECT_TIMEOUT: float = Field(default=1.0, gt=0)
-    UPSTREAM_READ_TIMEOUT: float = Field(default=5.0, gt=0)
-    UPSTREAM_POOL_TIMEOUT: float = Field(default=1.0, gt=0)
+    # NB: the scoring server itself gives up after 60 s; every deadline here is well below it.
+    UPSTREAM_CONNECT_TIMEOUT: float = Field(default=1.0, gt=0, le=10)
+    UPSTREAM_READ_TIMEOUT: float = Field(default=5.0, gt=0, le=30)
+    UPSTREAM_POOL_TIMEOUT: float = Field(default=1.0, gt=0, le=10)
+    UPSTREAM_RETRY_ATTEMPTS: int = Field(
+        default=3, ge=1, le=5, description="Attempts of a call that could not connect (1: no retry)."
+    )
+    BREAKER_FAILURE_THRESHOLD: int = Field(
+        default=5, ge=1, description="Consecutive connection failures that open the circuit."
+    )
+    BREAKER_COOL_DOWN_SECONDS: float = Field(
+        default=2.0, gt=0, le=60, description="How long the circuit stays open before one probe call."
+    )
 
     MAX_BATCH_SIZE: int = Field(default=1000, ge=1)
+    MAX_IN_FLIGHT: int = Field(default=64, ge=1, description="Predictions answered at once; more get 503.")
+    MAX_BODY_BYTES: int = Field(default=2 * 1024 * 1024, ge=1024, description="Largest request body (413).")
+
+    API_KEYS: SecretStr | None = Field(default=None, description="Comma-separated API keys; unset: keys off.")
+    API_KEYS_FILE: Path | None = Field(default=None, description="A file of API keys, one a line.")
+
+    SHUTDOWN_DRAIN_SECONDS: float = Field(
+        default=0.0, ge=0, le=60, description="After SIGTERM, serve this long with readiness 503 first."
+    )
+    SHUTDOWN_GRACE_SECONDS: int = Field(
+        default=8, ge=1, le=120, description="Then wait this long at most for in-flight requests."
+    )
+
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    _api_keys: tuple[str, ...] = PrivateAttr(default=())
 
     @field_validator("MLFLOW_TRACKING_URI", "SCORING_URL")
     @classmethod
@@ -58,6 +89,37 @@ class Settings(BaseSettings):
         if not value.strip() or "'" in value or '"' in value:
             raise ValueError("must be a non-empty registered model name without quotes")
         return value
+
+    @field_validator("API_KEYS_FILE", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _load_api_keys(self) -> Self:
+        # NB: messages name the source and the rule, never a key.
+        keys = [k.strip() for k in self.API_KEYS.get_secret_value().split(",")] if self.API_KEYS else []
+        if self.API_KEYS_FILE is not None:
+            try:
+                lines = self.API_KEYS_FILE.read_text().splitlines()
+            except OSError as exc:
+                raise ValueError(f"API_KEYS_FILE cannot be read ({type(exc).__name__})") from None
+            from_file = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+            if not from_file:
+                raise ValueError("API_KEYS_FILE holds no key (one key a line, # starts a comment)")
+            keys += from_file
+        keys = [key for key in keys if key]
+        if any(not API_KEY_PATTERN.fullmatch(key) for key in keys):
+            raise ValueError(
+                "every API key must be at least 16 printable ASCII characters without spaces or commas"
+            )
+        self._api_keys = tuple(dict.fromkeys(keys))
+        return self
+
+    @property
+    def api_keys(self) -> tuple[str, ...]:
+        """The accepted API keys from API_KEYS and API_KEYS_FILE; empty when keys are off."""
+        return self._api_keys
 
     @model_validator(mode="after")
     def _stage_to_alias(self) -> Self:

@@ -26,6 +26,9 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://credit-score.example/problems/"
 # NB: how long a client should wait before retrying a 503; the scoring server restarts in seconds.
 RETRY_AFTER_SECONDS = 5
+# NB: a shed request may succeed as soon as one in flight finishes (tens of milliseconds).
+OVERLOAD_RETRY_AFTER_SECONDS = 1
+WWW_AUTHENTICATE = 'ApiKey realm="credit-score", header="X-API-Key", Bearer realm="credit-score"'
 
 
 class FieldError(BaseModel):
@@ -131,9 +134,25 @@ class ModelUnavailable(UpstreamError):
     slug = "model-unavailable"
     title = "Model unavailable"
 
+    def __init__(
+        self,
+        detail: str,
+        errors: Sequence[FieldError] | None = None,
+        retry_after: int = RETRY_AFTER_SECONDS,
+    ) -> None:
+        super().__init__(detail, errors)
+        self.retry_after = max(1, retry_after)
+
     @property
     def headers(self) -> dict[str, str] | None:
-        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        return {"Retry-After": str(self.retry_after)}
+
+
+class CircuitOpen(ModelUnavailable):
+    """The scoring server is known to be down: answered at once, without calling it."""
+
+    slug = "circuit-open"
+    title = "Model unavailable (circuit open)"
 
 
 class RegistryUnavailable(ModelUnavailable):
@@ -162,6 +181,47 @@ class ModelRejectedInput(UpstreamError):
     status = 422
     slug = "model-rejected-input"
     title = "The model rejected the applicant data"
+
+
+class Overloaded(FacadeError):
+    """More predictions in flight than MAX_IN_FLIGHT: shed at once rather than queued."""
+
+    status = 503
+    slug = "overloaded"
+    title = "Too many predictions in flight"
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(OVERLOAD_RETRY_AFTER_SECONDS)}
+
+
+class Unauthorized(FacadeError):
+    status = 401
+    slug = "unauthorized"
+    title = "Missing or unknown API key"
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"WWW-Authenticate": WWW_AUTHENTICATE}
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """A body past MAX_BODY_BYTES, found while reading it.
+
+    NB: a Starlette HTTPException because FastAPI's body reader passes those on unchanged and
+    turns any other exception from ``receive`` into a 400.
+    """
+
+    title = "Request body too large"
+    slug = "body-too-large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, detail=f"The request body is larger than {limit:,} bytes.")
+
+    def response(self, request_path: str) -> ProblemResponse:
+        return problem_response(
+            request_path, 413, title=self.title, type_=PROBLEM_TYPE_BASE + self.slug, detail=self.detail
+        )
 
 
 # NB: rules for errors that are not about one applicant field; anything unlisted gets a generic
@@ -235,6 +295,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> ProblemResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if isinstance(exc, BodyTooLarge):
+            return exc.response(request.url.path)
         # NB: only the framework raises these (404, 405, 400 for an unreadable body); their
         # details are fixed phrases, never request data.
         return problem_response(
@@ -251,17 +313,44 @@ def install_error_handlers(app: FastAPI) -> None:
 
 _DESCRIPTIONS = {
     400: "Malformed JSON or an unreadable body.",
+    401: "Missing or unknown API key (only when API keys are configured).",
     404: "No such route.",
-    413: "The batch holds more applications than MAX_BATCH_SIZE.",
+    413: "The body is larger than MAX_BODY_BYTES, or the batch holds more applications than MAX_BATCH_SIZE.",
     415: "The body is not sent as application/json.",
     422: "The body breaks the applicant schema (or the model refused it); `errors` names each field.",
     500: "Unexpected error in the facade (no details are exposed).",
     502: "The scoring server answered with an error or an unusable body.",
-    503: "The scoring server or the model registry is unreachable, or the served version is unknown.",
+    503: (
+        "The scoring server or the model registry is unreachable (or known to be down), the served "
+        "version is unknown, too many predictions are in flight, or the service is shutting down. "
+        "Retry after the seconds in Retry-After."
+    ),
     504: "The scoring server did not answer in time.",
+}
+
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "The accepted credentials: the X-API-Key header or a bearer token.",
+            "schema": {"type": "string"},
+            "required": True,
+        }
+    },
+    503: {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying.",
+            "schema": {"type": "integer", "minimum": 1},
+            "required": True,
+        }
+    },
 }
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries for the given error statuses, all served as problem+json."""
-    return {status: {"model": Problem, "description": _DESCRIPTIONS[status]} for status in statuses}
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        responses[status] = {"model": Problem, "description": _DESCRIPTIONS[status]}
+        if status in _HEADERS:
+            responses[status]["headers"] = _HEADERS[status]
+    return responses

@@ -54,6 +54,33 @@ UPSTREAM_REQUEST_DURATION = Histogram(
 )
 UPSTREAM_ERRORS = Counter(
     "upstream_errors_total",
-    "Failed upstream calls, by kind: connect, timeout, status, bad_response, registry.",
+    "Failed upstream calls, by kind: connect, timeout, status, bad_response, registry, circuit_open.",
     ["kind"],
+)
+
+MICROBATCH_SIZE = Histogram(
+    "microbatch_size",
+    "Single predictions coalesced into one scoring-server call by the micro-batcher.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+MICROBATCH_QUEUE_WAIT = Histogram(
+    "microbatch_queue_wait_seconds",
+    "Time a single prediction waited in the micro-batcher before its call was sent.",
+    buckets=DURATION_BUCKETS,
+)
+UPSTREAM_RETRIES = Counter(
+    "upstream_retries_total",
+    "Scoring server calls sent again after a connection failure (the request never reached the model).",
+)
+CIRCUIT_OPEN = Gauge(
+    "circuit_breaker_open",
+    "1 while the scoring server is known to be down and calls to it fail fast (open or half-open).",
+)
+PREDICTIONS_IN_FLIGHT = Gauge(
+    "predictions_in_flight",
+    "Predict and batch requests being answered now (at most MAX_IN_FLIGHT).",
+)
+PREDICTIONS_SHED = Counter(
+    "predictions_shed_total",
+    "Predict and batch requests refused with 503 because MAX_IN_FLIGHT were already in flight.",
 )

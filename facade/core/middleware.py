@@ -1,4 +1,4 @@
-"""Pure ASGI middleware around every request: HTTP metrics, and a last-resort 500 problem.
+"""Pure ASGI middleware around every request: access log, HTTP metrics, a last-resort 500, body cap.
 
 NB: pure ASGI rather than ``BaseHTTPMiddleware``, which runs the app in a separate task and
 buffers the response.
@@ -7,17 +7,26 @@ buffers the response.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import traceback
+import uuid
 
 from fastapi.routing import iter_route_contexts
+from starlette.datastructures import Headers
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from facade.core.errors import problem_response
+from facade.core.errors import BodyTooLarge, problem_response
+from facade.core.logs import ACCESS_LOGGER
 from facade.core.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, HTTP_REQUESTS_IN_FLIGHT
 
 logger = logging.getLogger(__name__)
+access_logger = logging.getLogger(ACCESS_LOGGER)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# NB: a caller's id is kept only when it looks like an id; anything else is replaced, not logged.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 UNMATCHED_ROUTE = "<unmatched>"
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -40,6 +49,56 @@ def route_template(scope: Scope) -> str:
     return partial or UNMATCHED_ROUTE
 
 
+def _method(scope: Scope) -> str:
+    # NB: a client can send any method name; keep the label set (and the log) bounded.
+    return str(scope["method"]) if scope["method"] in _KNOWN_METHODS else "OTHER"
+
+
+class AccessLogMiddleware:
+    """One structured log line per request, and an X-Request-ID header on every response.
+
+    The line holds the method, the route template (never the raw path or query), the status, the
+    latency in milliseconds, the request id and, when predictions were made, their application
+    ids, which the predict routes leave in ``request.state.application_ids``. Nothing from the
+    body is logged.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        offered = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
+        request_id = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+        status = 500
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                request_id_header = (REQUEST_ID_HEADER.lower().encode(), request_id.encode())
+                message = {**message, "headers": [*message.get("headers", []), request_id_header]}
+            await send(message)
+
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        finally:
+            method, route = _method(scope), route_template(scope)
+            fields: dict[str, object] = {
+                "method": method,
+                "route": route,
+                "status": status,
+                "latency_ms": round((time.perf_counter() - start) * 1000, 2),
+                "request_id": request_id,
+            }
+            if application_ids := scope.get("state", {}).get("application_ids"):
+                fields["application_ids"] = application_ids
+            access_logger.info("%s %s %d", method, route, status, extra=fields)
+
+
 class MetricsMiddleware:
     """Counts and times every HTTP request by method, route template and status."""
 
@@ -58,8 +117,7 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
-        # NB: a client can send any method name; keep the label set bounded.
-        method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
+        method = _method(scope)
         HTTP_REQUESTS_IN_FLIGHT.inc()
         start = time.perf_counter()
         try:
@@ -108,3 +166,40 @@ class UnhandledErrorMiddleware:
                 return  # NB: too late for a problem body; the server closes the connection
             response = problem_response(scope["path"], 500, detail="An unexpected error occurred.")
             await response(scope, receive, send)
+
+
+class BodySizeLimitMiddleware:
+    """Refuses a body over ``max_bytes`` with a 413 problem before it is parsed.
+
+    A declared Content-Length over the cap is answered at once, without calling the app; a body
+    streamed without one (or longer than declared) is counted as it arrives, and reading past the
+    cap raises BodyTooLarge, which the app's error handlers answer with the same 413.
+
+    NB: not ``FastAPI(max_body_size=...)``: it calls the app even when Content-Length is already
+    too large, and answers routes that do not read the body with a text/plain 413.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await BodyTooLarge(self.max_bytes).response(scope["path"])(scope, receive, send)
+            return
+        received = 0
+
+        async def receive_capped() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        await self.app(scope, receive_capped, send)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import respx
+import stamina
 from facade_fakes import RUN_BODY, SCORING_URL, TRACKING_URI, fake_model, search_versions
 from fastapi.testclient import TestClient
 
 from facade.core.config import Settings, get_settings
 from facade.main import create_app
+from tests.integration.figures import record, write_summary
 
 
 @pytest.fixture(autouse=True)
@@ -19,6 +21,14 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in Settings.model_fields:
         monkeypatch.delenv(name, raising=False)
     get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def retries_without_waiting() -> Iterator[None]:
+    """Retries happen as configured (capped at 10 attempts) but without their backoff sleeps."""
+    stamina.set_testing(True, attempts=10, cap=True)
+    yield
+    stamina.set_testing(False)
 
 
 @pytest.fixture
@@ -43,3 +53,13 @@ def upstream() -> Iterator[respx.MockRouter]:
 def client(settings: Settings, upstream: respx.MockRouter) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as client:
         yield client
+
+
+@pytest.fixture
+def figure(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
+    """Report a measured figure (printed in the "measured figures" section of the summary)."""
+    return lambda name, value: record(request.config, name, value)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    write_summary(terminalreporter)

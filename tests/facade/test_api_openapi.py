@@ -12,9 +12,9 @@ from model_code.schema import EXAMPLE_APPLICANTS, FEATURE_NAMES
 EXPECTED_STATUSES = {
     ("get", "/api/v1/health"): {"200", "500"},
     ("get", "/api/v1/health/ready"): {"200", "503", "500"},
-    ("post", "/api/v1/predict"): {"200", "400", "415", "422", "500", "502", "503", "504"},
-    ("post", "/api/v1/predict/batch"): {"200", "400", "413", "415", "422", "500", "502", "503", "504"},
-    ("get", "/api/v1/model/info"): {"200", "500", "503"},
+    ("post", "/api/v1/predict"): {"200", "400", "401", "413", "415", "422", "500", "502", "503", "504"},
+    ("post", "/api/v1/predict/batch"): {"200", "400", "401", "413", "415", "422", "500", "502", "503", "504"},
+    ("get", "/api/v1/model/info"): {"200", "401", "500", "503"},
 }
 
 

@@ -21,6 +21,22 @@ def test_defaults() -> None:
     assert settings.DEBUG is False
 
 
+def test_reliability_defaults() -> None:
+    settings = Settings()
+
+    timeouts = (
+        settings.UPSTREAM_CONNECT_TIMEOUT,
+        settings.UPSTREAM_READ_TIMEOUT,
+        settings.UPSTREAM_POOL_TIMEOUT,
+    )
+    assert timeouts == (1.0, 5.0, 1.0)
+    assert settings.UPSTREAM_RETRY_ATTEMPTS == 3
+    assert (settings.BREAKER_FAILURE_THRESHOLD, settings.BREAKER_COOL_DOWN_SECONDS) == (5, 2.0)
+    assert (settings.MAX_IN_FLIGHT, settings.MAX_BODY_BYTES) == (64, 2 * 1024 * 1024)
+    assert settings.api_keys == ()
+    assert (settings.SHUTDOWN_DRAIN_SECONDS, settings.SHUTDOWN_GRACE_SECONDS) == (0.0, 8)
+
+
 def test_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APP_NAME", "Scoring")
     monkeypatch.setenv("PORT", "9000")
@@ -73,6 +89,14 @@ def test_empty_model_stage_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
         {"MODEL_NAME": "credit' or name='other"},
         {"MAX_BATCH_SIZE": 0},
         {"UPSTREAM_READ_TIMEOUT": 0},
+        {"UPSTREAM_READ_TIMEOUT": 60},
+        {"UPSTREAM_CONNECT_TIMEOUT": 30},
+        {"UPSTREAM_RETRY_ATTEMPTS": 0},
+        {"BREAKER_FAILURE_THRESHOLD": 0},
+        {"BREAKER_COOL_DOWN_SECONDS": 0},
+        {"MAX_IN_FLIGHT": 0},
+        {"MAX_BODY_BYTES": 10},
+        {"SHUTDOWN_GRACE_SECONDS": 0},
         {"PORT": 70000},
         {"LOG_LEVEL": "LOUD"},
         {"MODEL_ALAIS": "champion"},

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ class Stack:
     api_port: int = field(default_factory=free_port)
     processes: list[ManagedProcess] = field(default_factory=list)
     scoring: ManagedProcess | None = None
+    facade: ManagedProcess | None = None
 
     @property
     def tracking_uri(self) -> str:
@@ -85,17 +87,27 @@ class Stack:
         assert self.scoring is not None
         self.scoring.stop()
 
-    def start_facade(self) -> None:
-        api = self._start(
+    def kill_scoring(self) -> None:
+        """SIGKILL the scoring server's whole process group, as a crash would, then reap it."""
+        assert self.scoring is not None
+        os.killpg(self.scoring.pid, signal.SIGKILL)
+        self.scoring.stop()
+
+    def start_facade(self, **env: str) -> None:
+        """Start the facade; ``env`` adds or overrides its settings (e.g. MAX_IN_FLIGHT="4")."""
+        self.facade = self._start(
             "facade",
             commands.facade(),
-            HOST="127.0.0.1",
-            PORT=str(self.api_port),
-            SCORING_URL=self.scoring_url,
-            MLFLOW_TRACKING_URI=self.tracking_uri,
-            MODEL_NAME="credit-score",
+            **{
+                "HOST": "127.0.0.1",
+                "PORT": str(self.api_port),
+                "SCORING_URL": self.scoring_url,
+                "MLFLOW_TRACKING_URI": self.tracking_uri,
+                "MODEL_NAME": "credit-score",
+                **env,
+            },
         )
-        api.wait_http(f"{self.api_url}/api/v1/health/ready", timeout=60)
+        self.facade.wait_http(f"{self.api_url}/api/v1/health/ready", timeout=60)
 
     def stop(self) -> None:
         for process in reversed(self.processes):

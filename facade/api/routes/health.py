@@ -1,11 +1,14 @@
-"""Liveness and readiness: is the process up, and is the model served with a known version."""
+"""Liveness and readiness: is the process up, and is the model served with a known version.
+
+Both stay open when API keys are configured: orchestrators and load balancers probe them.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from facade.api.deps import RegistryDep, ScoringDep, SettingsDep
-from facade.core.errors import problem_responses
+from facade.api.deps import LifecycleDep, RegistryDep, ScoringDep, SettingsDep
+from facade.core.errors import NotReady, problem_responses
 from facade.schemas import HealthPublic, ReadyPublic
 from facade.service import warm_up
 
@@ -19,8 +22,13 @@ async def health(settings: SettingsDep) -> HealthPublic:
 
 
 @router.get("/ready", response_model=ReadyPublic, responses=problem_responses(503, 500))
-async def ready(settings: SettingsDep, scoring: ScoringDep, registry: RegistryDep) -> ReadyPublic:
+async def ready(
+    settings: SettingsDep, lifecycle: LifecycleDep, scoring: ScoringDep, registry: RegistryDep
+) -> ReadyPublic:
     """Readiness, checked live: the model is served, scores a known applicant and has a known version."""
+    if lifecycle.draining:
+        # NB: first step of a graceful shutdown: stop being sent traffic, keep answering what comes.
+        raise NotReady("The service is shutting down.")
     scored = await warm_up(scoring, registry)
     return ReadyPublic(
         status="ready",

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from facade.api.deps import RegistryDep, ScoringDep, SettingsDep
+from facade.api.deps import RegistryDep, ScoringDep, SettingsDep, require_api_key
 from facade.core.errors import problem_responses
 from facade.schemas import ModelInfoPublic, features_public
 from facade.service import warm_up
 
-router = APIRouter(prefix="/model", tags=["model"])
+router = APIRouter(prefix="/model", tags=["model"], dependencies=[Depends(require_api_key)])
 
 
-@router.get("/info", response_model=ModelInfoPublic, responses=problem_responses(500, 503))
+@router.get("/info", response_model=ModelInfoPublic, responses=problem_responses(401, 500, 503))
 async def model_info(settings: SettingsDep, scoring: ScoringDep, registry: RegistryDep) -> ModelInfoPublic:
     """Describe the model answering now (asked of the scoring server, not assumed from the alias)."""
     scored = await warm_up(scoring, registry)

@@ -6,9 +6,16 @@ from datetime import UTC, datetime
 from typing import Annotated
 from uuid import uuid4
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Request
 
-from facade.api.deps import RegistryDep, ScoringDep, limit_batch_size, require_json
+from facade.api.deps import (
+    RegistryDep,
+    ScoringDep,
+    limit_batch_size,
+    limit_in_flight,
+    require_api_key,
+    require_json,
+)
 from facade.core.errors import problem_responses
 from facade.core.metrics import BATCH_PREDICTION_SIZE
 from facade.schemas import (
@@ -23,7 +30,18 @@ from facade.schemas import (
 from facade.scoring import ScoredRow
 from facade.service import score
 
-router = APIRouter(prefix="/predict", tags=["predict"], dependencies=[Depends(require_json)])
+# NB: in this order: who is asking (401), what was sent (415), then a slot in flight (503). The
+# slot is given back when the handler returns (scope="function"), before the answer is sent, so a
+# client that sends its next request on receiving this answer finds the slot free.
+router = APIRouter(
+    prefix="/predict",
+    tags=["predict"],
+    dependencies=[
+        Depends(require_api_key),
+        Depends(require_json),
+        Depends(limit_in_flight, scope="function"),
+    ],
+)
 
 
 def _public(row: ScoredRow, model_version: str, at: datetime) -> PredictionPublic:
@@ -42,25 +60,29 @@ def _public(row: ScoredRow, model_version: str, at: datetime) -> PredictionPubli
 @router.post(
     "",
     response_model=PredictionPublic,
-    responses=problem_responses(400, 415, 422, 500, 502, 503, 504),
+    responses=problem_responses(400, 401, 413, 415, 422, 500, 502, 503, 504),
 )
 async def predict(
+    request: Request,
     application_in: Annotated[ApplicationIn, Body(openapi_examples=applicant_examples())],
     scoring: ScoringDep,
     registry: RegistryDep,
 ) -> PredictionPublic:
     """Score one loan application: decision, probabilities and the model version that decided."""
     scored = await score(scoring, registry, [application_in.model_dump()])
-    return _public(scored.rows[0], scored.model_version, datetime.now(UTC))
+    prediction = _public(scored.rows[0], scored.model_version, datetime.now(UTC))
+    request.state.application_ids = [str(prediction.application_id)]  # NB: for the access log
+    return prediction
 
 
 @router.post(
     "/batch",
     response_model=BatchPredictionPublic,
-    responses=problem_responses(400, 413, 415, 422, 500, 502, 503, 504),
+    responses=problem_responses(400, 401, 413, 415, 422, 500, 502, 503, 504),
     dependencies=[Depends(limit_batch_size)],
 )
 async def predict_batch(
+    request: Request,
     batch_in: Annotated[BatchIn, Body(openapi_examples=batch_examples())],
     scoring: ScoringDep,
     registry: RegistryDep,
@@ -70,6 +92,7 @@ async def predict_batch(
     scored = await score(scoring, registry, [a.model_dump() for a in batch_in.applications])
     at = datetime.now(UTC)
     predictions = [_public(row, scored.model_version, at) for row in scored.rows]
+    request.state.application_ids = [str(p.application_id) for p in predictions]
     approved = sum(p.prediction == "APPROVED" for p in predictions)
     return BatchPredictionPublic(
         predictions=predictions,

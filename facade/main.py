@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, TypedDict
 
 import httpx
@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from facade.api.main import api_router
 from facade.api.routes import metrics
+from facade.batching import MicroBatcher
 from facade.breaker import CircuitBreaker
 from facade.core.config import Settings, get_settings
 from facade.core.errors import PROBLEM_MEDIA_TYPE, install_error_handlers
@@ -33,6 +34,7 @@ from facade.core.middleware import (
 from facade.core.security import ApiKeys
 from facade.registry import RegistryClient
 from facade.scoring import ScoringClient
+from facade.service import ScoredOne, score_each
 
 API_PREFIX = "/api/v1"
 
@@ -40,6 +42,7 @@ API_PREFIX = "/api/v1"
 class State(TypedDict):
     scoring: ScoringClient
     registry: RegistryClient
+    batcher: MicroBatcher[ScoredOne] | None
 
 
 @asynccontextmanager
@@ -68,10 +71,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
             base_url=settings.MLFLOW_TRACKING_URI, timeout=timeout, trust_env=False
         ) as registry_http,
     ):
-        yield {
-            "scoring": ScoringClient(scoring_http, breaker, settings.UPSTREAM_RETRY_ATTEMPTS),
-            "registry": RegistryClient(registry_http, settings.MODEL_NAME),
-        }
+        scoring = ScoringClient(scoring_http, breaker, settings.UPSTREAM_RETRY_ATTEMPTS)
+        registry = RegistryClient(registry_http, settings.MODEL_NAME)
+        batcher: MicroBatcher[ScoredOne] | None = None
+        if settings.MICROBATCH_ENABLED:
+            batcher = MicroBatcher(
+                partial(score_each, scoring, registry),
+                max_rows=settings.MICROBATCH_MAX_ROWS,
+                max_wait=settings.MICROBATCH_MAX_WAIT_MS / 1000,
+                max_concurrency=settings.MICROBATCH_MAX_CONCURRENCY,
+            )
+            batcher.start()
+        try:
+            yield {"scoring": scoring, "registry": registry, "batcher": batcher}
+        finally:
+            if batcher is not None:
+                await batcher.stop()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -54,6 +54,22 @@ async def score(
     return Scored(rows=rows, run_id=run_id, model_version=version)
 
 
+@dataclass(frozen=True)
+class ScoredOne:
+    """One application's row and the registered version that scored it (what the batcher returns)."""
+
+    row: ScoredRow
+    model_version: str
+
+
+async def score_each(
+    scoring: ScoringClient, registry: RegistryClient, applications: Sequence[Mapping[str, object]]
+) -> list[ScoredOne]:
+    """``score``, one result per application: the micro-batcher's upstream call."""
+    scored = await score(scoring, registry, applications)
+    return [ScoredOne(row, scored.model_version) for row in scored.rows]
+
+
 async def warm_up(scoring: ScoringClient, registry: RegistryClient) -> Scored:
     """Ping, score the README's approved applicant and name its version; NotReady with the reason if not.
 

@@ -8,6 +8,7 @@ from typing import Annotated, cast
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from facade.batching import MicroBatcher
 from facade.core.config import Settings
 from facade.core.errors import BatchTooLarge, Overloaded, Unauthorized, UnsupportedMediaType
 from facade.core.lifecycle import Lifecycle
@@ -16,6 +17,7 @@ from facade.core.metrics import PREDICTIONS_SHED
 from facade.core.security import ApiKeys
 from facade.registry import RegistryClient
 from facade.scoring import ScoringClient
+from facade.service import ScoredOne
 
 API_KEY_HEADER = "X-API-Key"
 # NB: auto_error=False: a missing key must become the facade's own 401 problem, and only when
@@ -42,6 +44,10 @@ def get_registry(request: Request) -> RegistryClient:
     return cast(RegistryClient, request.state.registry)
 
 
+def get_batcher(request: Request) -> MicroBatcher[ScoredOne] | None:
+    return cast("MicroBatcher[ScoredOne] | None", request.state.batcher)
+
+
 def get_lifecycle(request: Request) -> Lifecycle:
     return cast(Lifecycle, request.app.state.lifecycle)
 
@@ -50,6 +56,7 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
 ScoringDep = Annotated[ScoringClient, Depends(get_scoring)]
 RegistryDep = Annotated[RegistryClient, Depends(get_registry)]
+BatcherDep = Annotated["MicroBatcher[ScoredOne] | None", Depends(get_batcher)]
 
 
 def require_json(request: Request) -> None:

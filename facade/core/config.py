@@ -55,6 +55,16 @@ class Settings(BaseSettings):
     )
 
     MAX_BATCH_SIZE: int = Field(default=1000, ge=1)
+    MICROBATCH_ENABLED: bool = Field(
+        default=True, description="Coalesce concurrent single predictions into one scoring call."
+    )
+    MICROBATCH_MAX_ROWS: int = Field(default=64, ge=1, le=1000, description="Rows per coalesced call.")
+    MICROBATCH_MAX_WAIT_MS: float = Field(
+        default=2.0, ge=0, le=100, description="Longest linger to fill a batch while other calls are busy."
+    )
+    MICROBATCH_MAX_CONCURRENCY: int = Field(
+        default=2, ge=1, le=64, description="Coalesced calls to the scoring server at once."
+    )
     MAX_IN_FLIGHT: int = Field(default=64, ge=1, description="Predictions answered at once; more get 503.")
     MAX_BODY_BYTES: int = Field(default=2 * 1024 * 1024, ge=1024, description="Largest request body (413).")
 

@@ -7,6 +7,7 @@ alias moves and serving restarts.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 
@@ -107,3 +108,35 @@ def test_moving_the_alias_and_restarting_serving_shows_the_new_version(stack: St
     assert after.json()["model_version"] == "2"
     ready = httpx.get(f"{stack.api_url}/api/v1/health/ready", timeout=30)
     assert ready.status_code == 200
+
+
+def test_concurrent_single_predictions_are_batched_and_equal_unbatched_calls(stack: Stack) -> None:
+    applications = _batch()[:40]
+    unbatched = [
+        httpx.post(f"{stack.scoring_url}/invocations", json={"dataframe_records": [a]}, timeout=60).json()[
+            "predictions"
+        ][0]
+        for a in applications
+    ]
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            return await asyncio.gather(
+                *(client.post(f"{stack.api_url}/api/v1/predict", json=a) for a in applications)
+            )
+
+    before = _metric(stack, "microbatch_size_count")
+    responses = asyncio.run(burst())
+    calls = _metric(stack, "microbatch_size_count") - before
+
+    assert [r.status_code for r in responses] == [200] * len(applications)
+    got = pd.DataFrame([r.json() for r in responses])
+    expected = pd.DataFrame(unbatched)
+    assert got["prediction"].tolist() == expected["prediction"].tolist()
+    pd.testing.assert_frame_equal(got[PROBABILITIES], expected[PROBABILITIES], rtol=0, atol=0)
+    assert calls < len(applications), "concurrent requests should share scoring calls"
+
+
+def _metric(stack: Stack, name: str) -> float:
+    text = httpx.get(f"{stack.api_url}/metrics", timeout=30).text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))

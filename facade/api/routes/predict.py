@@ -1,4 +1,4 @@
-"""Predictions: one application or a batch, each answered by one call to the scoring server."""
+"""Predictions: one application (micro-batched with its concurrent peers) or a batch in one model call."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from uuid import uuid4
 from fastapi import APIRouter, Body, Depends, Request
 
 from facade.api.deps import (
+    BatcherDep,
     RegistryDep,
     ScoringDep,
     limit_batch_size,
@@ -28,7 +29,7 @@ from facade.schemas import (
     batch_examples,
 )
 from facade.scoring import ScoredRow
-from facade.service import score
+from facade.service import score, score_each
 
 # NB: in this order: who is asking (401), what was sent (415), then a slot in flight (503). The
 # slot is given back when the handler returns (scope="function"), before the answer is sent, so a
@@ -67,10 +68,14 @@ async def predict(
     application_in: Annotated[ApplicationIn, Body(openapi_examples=applicant_examples())],
     scoring: ScoringDep,
     registry: RegistryDep,
+    batcher: BatcherDep,
 ) -> PredictionPublic:
     """Score one loan application: decision, probabilities and the model version that decided."""
-    scored = await score(scoring, registry, [application_in.model_dump()])
-    prediction = _public(scored.rows[0], scored.model_version, datetime.now(UTC))
+    if batcher is not None:
+        one = await batcher.submit(application_in.model_dump())
+    else:
+        (one,) = await score_each(scoring, registry, [application_in.model_dump()])
+    prediction = _public(one.row, one.model_version, datetime.now(UTC))
     request.state.application_ids = [str(prediction.application_id)]  # NB: for the access log
     return prediction
 

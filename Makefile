@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell $(PYTHON) -c 'import hashlib,sys;print(hashlib.sha1(open("pyproject.toml","rb").read()).hexdigest()[:12])')
 
-.PHONY: install run test lint format clean
+.PHONY: install run test lint format clean bench loadtest
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ run: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The facade against the raw MLflow scoring server, side by side; BENCH_ARGS="--json bench.json" keeps it.
+bench: install
+	$(PY) -m scripts.bench $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -62,6 +62,7 @@ class Target:
 
     name: str
     url: str
+    batch_url: str
     wrap_one: Callable[[dict[str, Any]], dict[str, Any]]
     wrap_many: Callable[[list[dict[str, Any]]], dict[str, Any]]
 
@@ -70,13 +71,20 @@ def raw_target(name: str, base: str) -> Target:
     return Target(
         name,
         f"{base}/invocations",
+        f"{base}/invocations",
         lambda row: {"dataframe_records": [row]},
         lambda rows: {"dataframe_records": rows},
     )
 
 
 def facade_target(base: str) -> Target:
-    return Target("facade", f"{base}/api/v1/predict", lambda row: row, lambda rows: {"applications": rows})
+    return Target(
+        "facade",
+        f"{base}/api/v1/predict",
+        f"{base}/api/v1/predict/batch",
+        lambda row: row,
+        lambda rows: {"applications": rows},
+    )
 
 
 def sequential(target: Target, n_requests: int) -> Latency:
@@ -129,7 +137,7 @@ def batch_rows_per_second(target: Target, rows: list[dict[str, Any]], repeats: i
     with httpx.Client(timeout=120) as client:
         for _ in range(repeats):
             t0 = time.perf_counter()
-            response = client.post(target.url, json=body)
+            response = client.post(target.batch_url, json=body)
             times.append(time.perf_counter() - t0)
             if response.status_code != 200:
                 raise RuntimeError(f"{target.name} batch of {len(rows)} answered {response.status_code}")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -126,9 +128,50 @@ async def _concurrent(target: Target, clients: int, seconds: float) -> Latency:
         return Latency.of(latencies, errors, time.perf_counter() - started)
 
 
-def concurrent(target: Target, clients: int, seconds: float) -> Latency:
-    """``clients`` concurrent keep-alive clients for ``seconds``."""
-    return asyncio.run(_concurrent(target, clients, seconds))
+# NB: wrk (C, one thread) drives the concurrent scenarios when it is installed: a Python client
+# on the same two cores costs ~2 ms of CPU a request and caps any server near 150 requests/s.
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = os.getenv("BENCH_BODY")
+done = function(summary, latency, requests)
+  io.write(string.format("BENCH %d %d %d %d %d %f %f\\n", summary.requests,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status, summary.duration, 0, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def concurrent(target: Target, clients: int, seconds: float, use_wrk: bool) -> Latency:
+    """``clients`` concurrent keep-alive clients for ``seconds`` (wrk when available)."""
+    if not use_wrk:
+        return asyncio.run(_concurrent(target, clients, seconds))
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT)
+    body = json.dumps(target.wrap_one(EXAMPLE_APPLICANTS["rejected"]))
+    argv = [
+        "wrk",
+        "-t",
+        "1",
+        "-c",
+        str(clients),
+        "-d",
+        f"{max(seconds, 1):.0f}s",
+        "-s",
+        script.name,
+        target.url,
+    ]
+    result = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "BENCH_BODY": body})
+    Path(script.name).unlink()
+    line = next(x for x in result.stdout.splitlines() if x.startswith("BENCH "))
+    requests, errors, bad_status, micros, _, p50, p99 = (float(v) for v in line.split()[1:])
+    return Latency(
+        requests=int(requests),
+        errors=int(errors + bad_status),
+        seconds=micros / 1e6,
+        p50_ms=p50 / 1000,
+        p99_ms=p99 / 1000,
+    )
 
 
 def batch_rows_per_second(target: Target, rows: list[dict[str, Any]], repeats: int) -> float:
@@ -235,6 +278,7 @@ class Report:
                 f"/ pyfunc.predict = {sklearn / one['pyfunc_predict']:.1f}x"
             )
         lines.append(f"facade RSS: {self.facade_rss_mb:.1f} MB")
+        lines.append(f"concurrent scenarios driven by: {self.settings.get('load_generator', 'python httpx')}")
         return "\n".join(lines)
 
 
@@ -299,6 +343,7 @@ def run(args: argparse.Namespace) -> Report:
             MLFLOW_TRACKING_URI=tracking_uri,
             MODEL_NAME=args.model_name,
             MAX_BATCH_SIZE=str(max(args.batch_rows)),
+            MAX_BODY_BYTES=str(64 * 1024 * 1024),
             MAX_IN_FLIGHT=str(4 * max(args.concurrency) + 64),
         )
         targets = [
@@ -309,9 +354,11 @@ def run(args: argparse.Namespace) -> Report:
 
         for target in targets:
             report.sequential[target.name] = _latency_dict(sequential(target, args.requests))
+        use_wrk = shutil.which("wrk") is not None and not args.python_client
+        report.settings["load_generator"] = "wrk" if use_wrk else "python httpx"
         for clients in args.concurrency:
             report.concurrent[str(clients)] = {
-                t.name: _latency_dict(concurrent(t, clients, args.duration)) for t in targets
+                t.name: _latency_dict(concurrent(t, clients, args.duration, use_wrk)) for t in targets
             }
         sample = json.loads(
             generate_applicants(max(args.batch_rows), seed=5).drop(columns=[TARGET]).to_json(orient="records")
@@ -351,6 +398,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-estimators", type=int, default=100)
     parser.add_argument("--max-depth", type=int, default=12)
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
+    parser.add_argument(
+        "--python-client", action="store_true", help="drive concurrency with httpx even when wrk exists"
+    )
     args = parser.parse_args(argv)
     args.train = {
         "n_samples": args.n_samples,

@@ -39,7 +39,8 @@ ARG PROMETHEUS_FLASK_EXPORTER_VERSION=0.23.2
 COPY pyproject.toml ./
 # NB: the requirement lists are read from pyproject.toml's extras (one source of pins); the
 # project itself is not installed: the final stages copy its sources, so the facade image gets
-# only facade/ and model_code's stdlib-only schema, never training/ or the pyfunc.
+# only facade/ and model_code's stdlib-only modules (the schema, the reason catalogue and score
+# scale, the PSI computation), never training/ or the pyfunc.
 RUN python -c "import tomllib; extras = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']; [open(f'/tmp/requirements-{name}.txt', 'w').write('\n'.join(extras[name]) + '\n') for name in ('facade', 'model')]" \
     && pip install --prefix=/install/facade -r /tmp/requirements-facade.txt \
     && pip install --prefix=/install/model -r /tmp/requirements-model.txt \
@@ -51,7 +52,7 @@ FROM python-base AS facade
 
 COPY --from=builder /install/facade /usr/local
 # NB: sources stay owned by root: the service user can read them but not change them.
-COPY model_code/__init__.py model_code/schema.py model_code/
+COPY model_code/__init__.py model_code/schema.py model_code/reasons.py model_code/drift.py model_code/
 COPY facade/ facade/
 
 # NB: the facade defaults to 127.0.0.1 for `make run`; inside a container it must listen on

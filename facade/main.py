@@ -24,7 +24,7 @@ from facade.core.config import Settings, get_settings
 from facade.core.errors import PROBLEM_MEDIA_TYPE, install_error_handlers
 from facade.core.lifecycle import Lifecycle
 from facade.core.limits import InFlightLimiter
-from facade.core.metrics import CIRCUIT_OPEN
+from facade.core.metrics import CIRCUIT_OPEN, DRIFT_PSI
 from facade.core.middleware import (
     AccessLogMiddleware,
     BodySizeLimitMiddleware,
@@ -32,6 +32,7 @@ from facade.core.middleware import (
     UnhandledErrorMiddleware,
 )
 from facade.core.security import ApiKeys
+from facade.drift import DriftMonitor
 from facade.registry import RegistryClient
 from facade.scoring import ScoringClient
 from facade.service import ScoredOne, score_each
@@ -42,6 +43,7 @@ API_PREFIX = "/api/v1"
 class State(TypedDict):
     scoring: ScoringClient
     registry: RegistryClient
+    drift: DriftMonitor
     batcher: MicroBatcher[ScoredOne] | None
 
 
@@ -73,18 +75,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
     ):
         scoring = ScoringClient(scoring_http, breaker, settings.UPSTREAM_RETRY_ATTEMPTS)
         registry = RegistryClient(registry_http, settings.MODEL_NAME)
+        drift = DriftMonitor(registry, settings.DRIFT_WINDOW_SIZE, settings.DRIFT_MIN_SAMPLES)
+        DRIFT_PSI.attach(drift.psi)
         batcher: MicroBatcher[ScoredOne] | None = None
         if settings.MICROBATCH_ENABLED:
             batcher = MicroBatcher(
-                partial(score_each, scoring, registry),
+                partial(score_each, scoring, registry, drift),
                 max_rows=settings.MICROBATCH_MAX_ROWS,
                 max_wait=settings.MICROBATCH_MAX_WAIT_MS / 1000,
                 max_concurrency=settings.MICROBATCH_MAX_CONCURRENCY,
             )
             batcher.start()
         try:
-            yield {"scoring": scoring, "registry": registry, "batcher": batcher}
+            yield {"scoring": scoring, "registry": registry, "drift": drift, "batcher": batcher}
         finally:
+            DRIFT_PSI.detach(drift.psi)
             if batcher is not None:
                 await batcher.stop()
 
@@ -131,14 +136,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _with_problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:
     """Declare error responses as application/problem+json, which is what the handlers send.
 
-    NB: FastAPI files every ``responses=`` model under the route's own media type (JSON).
+    NB: FastAPI files every ``responses=`` model under the route's own media type (JSON, or
+    Markdown for the model card).
     """
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
-                if int(status) >= 400 and "application/json" in content:
-                    content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+                if int(status) >= 400 and len(content) == 1:
+                    response["content"] = {PROBLEM_MEDIA_TYPE: next(iter(content.values()))}
     return schema
 
 

@@ -1,8 +1,9 @@
-"""Client of the MLflow tracking server's REST API: which registered version a served run is.
+"""Client of the MLflow tracking server's REST API: the registered version of a served run, and its files.
 
-Endpoints used: ``GET /api/2.0/mlflow/model-versions/search`` (run id to version) and
-``GET /api/2.0/mlflow/runs/get`` (the run's metrics and params). Every failure becomes a
-RegistryUnavailable (503): the facade never reports a version it could not confirm.
+Endpoints used: ``GET /api/2.0/mlflow/model-versions/search`` (run id to version),
+``GET /api/2.0/mlflow/runs/get`` (the run's metrics and params) and ``GET /get-artifact``
+(a file the run logged at its artifact root: the drift reference, the model card). Every failure
+becomes a RegistryUnavailable (503): the facade never reports a version it could not confirm.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ logger = logging.getLogger(__name__)
 
 SEARCH_VERSIONS = "/api/2.0/mlflow/model-versions/search"
 GET_RUN = "/api/2.0/mlflow/runs/get"
+# NB: the tracking server's own artifact download route (what its UI uses), not under /api/2.0. With
+# `--serve-artifacts` it reads the run's mlflow-artifacts:/ root through the server; it takes
+# `run_uuid` (MLflow 3.17 also reads `run_id`) and a path relative to the run's artifact root.
+GET_ARTIFACT = "/get-artifact"
+# NB: the artifacts read here are a few kilobytes; anything far larger is not what training logs.
+MAX_ARTIFACT_BYTES = 1024 * 1024
 RUN_ID = re.compile(r"[0-9a-f]{32}")
 TEST_METRIC_PREFIX = "test_"
 THRESHOLD_PARAM = "decision_threshold"
@@ -76,6 +83,8 @@ class RegistryClient:
         # ever holds runs the scoring server actually answered with.
         self._versions: dict[str, str] = {}
         self._first_seen: dict[str, datetime] = {}
+        # NB: a run's logged artifacts do not change either; only successes are kept.
+        self._artifacts: dict[tuple[str, str], bytes] = {}
 
     @property
     def model_name(self) -> str:
@@ -129,6 +138,18 @@ class RegistryClient:
         }
         params = {p.key: p.value for p in data.params}
         return RunInfo(test_metrics=metrics, decision_threshold=_finite_float(params.get(THRESHOLD_PARAM)))
+
+    async def run_artifact(self, run_id: str, path: str) -> bytes:
+        """The bytes of ``path`` at the run's artifact root (cached per run); RegistryUnavailable if not."""
+        if (cached := self._artifacts.get((run_id, path))) is not None:
+            return cached
+        if not RUN_ID.fullmatch(run_id):
+            raise RegistryUnavailable("The scoring server reported a malformed run id.")
+        body = await self._get(GET_ARTIFACT, {"path": path, "run_uuid": run_id})
+        if len(body) > MAX_ARTIFACT_BYTES:
+            raise self._bad_response(GET_ARTIFACT)
+        self._artifacts[(run_id, path)] = body
+        return body
 
     async def _get(self, endpoint: str, params: dict[str, str]) -> bytes:
         start = time.perf_counter()

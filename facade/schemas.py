@@ -7,9 +7,31 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
+from model_code.reasons import (
+    MAX_REASONS,
+    REASONS,
+    SCORE_BASE_ODDS,
+    SCORE_BASE_POINTS,
+    SCORE_MAX,
+    SCORE_MIN,
+    SCORE_POINTS_TO_DOUBLE_ODDS,
+)
 from model_code.schema import EXAMPLE_APPLICANTS, FEATURES, Feature, Kind
 
 Decision = Literal["APPROVED", "REJECTED"]
+
+CREDIT_SCORE_DESCRIPTION = (
+    f"Score points for the probability of default p: {SCORE_BASE_POINTS:.0f} points at "
+    f"{SCORE_BASE_ODDS:.0f}:1 good:bad odds, {SCORE_POINTS_TO_DOUBLE_ODDS:.0f} more points each time the "
+    f"odds double (offset + factor × ln((1 − p) / p), factor = {SCORE_POINTS_TO_DOUBLE_ODDS:.0f} / ln 2), "
+    f"rounded and clipped to {SCORE_MIN}–{SCORE_MAX}. Higher means lower risk."
+)
+REASONS_DESCRIPTION = (
+    f"Up to {MAX_REASONS} principal reasons: the factors that raised the probability of default most, "
+    "largest contribution first. Always present when the prediction is REJECTED (the principal reasons "
+    "for an adverse action, as US Regulation B asks); also given for APPROVED when some factor raised "
+    "the risk, and empty only when none did."
+)
 
 
 def _integral_float_to_int(value: object) -> object:
@@ -65,21 +87,67 @@ class BatchIn(BaseModel):
     applications: list[ApplicationIn] = Field(min_length=1)
 
 
+class ReasonPublic(BaseModel):
+    """One principal reason for the decision: a stable code, its plain-language text and its weight."""
+
+    code: str = Field(
+        description="Stable reason code from the model's catalogue (model_code/reasons.py).",
+        json_schema_extra={"enum": [reason.code for reason in REASONS]},
+    )
+    description: str = Field(description="The reason in plain language, from the same catalogue.")
+    contribution: float = Field(
+        gt=0.0,
+        le=1.0,
+        description=(
+            "The share of the probability of default this reason added, in probability units "
+            "(0.2 is 20 percentage points): the applicant's fields behind the code, summed over the "
+            "exact per-tree path contributions of the forest. The model's base rate plus the "
+            "contributions of every reason, including those that lowered the risk and are not listed, "
+            "equals rejection_probability."
+        ),
+    )
+
+
 class PredictionPublic(BaseModel):
-    """The decision on one application and the probabilities behind it."""
+    """The decision on one application, the probabilities behind it, its score points and reasons."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {
-                    "application_id": "5f0c7c1e-8a7b-4d0e-9a53-2b1f8f0a6c11",
-                    "prediction": "APPROVED",
-                    "confidence": 0.91,
-                    "risk_score": 0.09,
-                    "approval_probability": 0.91,
-                    "rejection_probability": 0.09,
+                    "application_id": "c2a4e3f1-7d6b-4f0a-8e2c-9b1d5a7c3e64",
+                    "prediction": "REJECTED",
+                    "confidence": 0.89037,
+                    "risk_score": 0.89037,
+                    "approval_probability": 0.10963,
+                    "rejection_probability": 0.89037,
+                    "credit_score": 427,
+                    "reasons": [
+                        {
+                            "code": "TOTAL_OBLIGATIONS_TO_INCOME",
+                            "description": (
+                                "Total obligations including this loan are high relative to income"
+                            ),
+                            "contribution": 0.21905,
+                        },
+                        {
+                            "code": "LOAN_TO_INCOME",
+                            "description": "Amount of credit requested is high relative to income",
+                            "contribution": 0.11246,
+                        },
+                        {
+                            "code": "DEBT_TO_INCOME",
+                            "description": "Existing debt is high relative to income",
+                            "contribution": 0.08429,
+                        },
+                        {
+                            "code": "CREDIT_HISTORY_LENGTH",
+                            "description": "Length of credit history",
+                            "contribution": 0.0565,
+                        },
+                    ],
                     "model_version": "1",
-                    "timestamp": "2025-01-01T12:00:00Z",
+                    "timestamp": "2026-11-29T10:15:01.654321Z",
                 }
             ]
         }
@@ -91,6 +159,8 @@ class PredictionPublic(BaseModel):
     risk_score: float = Field(description="Probability of default; equals rejection_probability.")
     approval_probability: float
     rejection_probability: float
+    credit_score: int = Field(ge=SCORE_MIN, le=SCORE_MAX, description=CREDIT_SCORE_DESCRIPTION)
+    reasons: list[ReasonPublic] = Field(max_length=MAX_REASONS, description=REASONS_DESCRIPTION)
     model_version: str = Field(description="Registered version of the model that scored this application.")
     timestamp: AwareDatetime = Field(description="When the facade answered, ISO-8601 in UTC.")
 

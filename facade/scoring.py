@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 import httpx
 import stamina
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from facade.breaker import BreakerState, CircuitBreaker
 from facade.core.errors import (
@@ -32,7 +32,8 @@ from facade.core.errors import (
     ModelUnavailable,
 )
 from facade.core.metrics import CIRCUIT_OPEN, UPSTREAM_ERRORS, UPSTREAM_REQUEST_DURATION, UPSTREAM_RETRIES
-from model_code.schema import FEATURE_NAMES, FEATURES_BY_NAME
+from model_code.reasons import MAX_REASONS, REASONS_BY_CODE, SCORE_MAX, SCORE_MIN
+from model_code.schema import FEATURE_NAMES, FEATURES_BY_NAME, REJECTED
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,29 @@ RETRY_BUDGET_SECONDS = 2.0
 UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout)
 
 
+def _catalogued(code: str) -> str:
+    if code not in REASONS_BY_CODE:
+        raise ValueError("is not a reason code of model_code.reasons")
+    return code
+
+
+class ScoredReason(BaseModel):
+    """One principal reason of a scored row: a catalogued code and what it added to the risk.
+
+    NB: the upstream's description is ignored: the text a client reads comes from the catalogue
+    (``model_code.reasons``), so a model can never put words of its own into an adverse-action notice.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    code: Annotated[str, AfterValidator(_catalogued)]
+    contribution: Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]
+
+    @property
+    def description(self) -> str:
+        return REASONS_BY_CODE[self.code].description
+
+
 class ScoredRow(BaseModel):
     """One record of the scoring server's answer (``model_code.schema.OUTPUT_COLUMNS``)."""
 
@@ -68,7 +92,23 @@ class ScoredRow(BaseModel):
     rejection_probability: Probability
     risk_score: Probability
     confidence: Probability
+    credit_score: Annotated[int, Field(ge=SCORE_MIN, le=SCORE_MAX)]
+    reasons: Annotated[list[ScoredReason], Field(max_length=MAX_REASONS)]
     model_run_id: str = Field(pattern=RUN_ID_PATTERN)
+
+    @model_validator(mode="after")
+    def _principal_reasons(self) -> ScoredRow:
+        codes = [reason.code for reason in self.reasons]
+        if len(set(codes)) != len(codes):
+            raise ValueError("reason codes must be distinct")
+        contributions = [reason.contribution for reason in self.reasons]
+        if contributions != sorted(contributions, reverse=True):
+            raise ValueError("reasons must come largest contribution first")
+        # NB: the API promises reasons with every rejection (US Regulation B asks for the principal
+        # reasons of a denial); an adverse decision without them is not passed on.
+        if self.prediction == REJECTED and not self.reasons:
+            raise ValueError("a rejection must carry at least one reason")
+        return self
 
 
 class _Invocations(BaseModel):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from facade.core.errors import BadUpstreamResponse, ModelRejectedInput, NotReady, UpstreamError
 from facade.core.metrics import MODEL_LOADED, PREDICTION_DURATION, PREDICTIONS
+from facade.drift import DriftMonitor
 from facade.registry import RegistryClient
 from facade.scoring import ScoredRow, ScoringClient
 from model_code.schema import EXAMPLE_APPLICANTS
@@ -34,9 +35,12 @@ def _single_run(rows: Sequence[ScoredRow]) -> str:
 
 
 async def score(
-    scoring: ScoringClient, registry: RegistryClient, applications: Sequence[Mapping[str, object]]
+    scoring: ScoringClient,
+    registry: RegistryClient,
+    drift: DriftMonitor,
+    applications: Sequence[Mapping[str, object]],
 ) -> Scored:
-    """Score applications in one upstream call and count them under the version that answered."""
+    """Score applications in one upstream call, count them under the version that answered, watch drift."""
     try:
         start = time.perf_counter()
         rows = await scoring.predict(applications)
@@ -51,6 +55,7 @@ async def score(
     MODEL_LOADED.set(1)
     for row in rows:
         PREDICTIONS.labels(row.prediction, version).inc()
+    drift.observe(run_id, applications, [row.risk_score for row in rows])
     return Scored(rows=rows, run_id=run_id, model_version=version)
 
 
@@ -63,17 +68,21 @@ class ScoredOne:
 
 
 async def score_each(
-    scoring: ScoringClient, registry: RegistryClient, applications: Sequence[Mapping[str, object]]
+    scoring: ScoringClient,
+    registry: RegistryClient,
+    drift: DriftMonitor,
+    applications: Sequence[Mapping[str, object]],
 ) -> list[ScoredOne]:
     """``score``, one result per application: the micro-batcher's upstream call."""
-    scored = await score(scoring, registry, applications)
+    scored = await score(scoring, registry, drift, applications)
     return [ScoredOne(row, scored.model_version) for row in scored.rows]
 
 
 async def warm_up(scoring: ScoringClient, registry: RegistryClient) -> Scored:
     """Ping, score the README's approved applicant and name its version; NotReady with the reason if not.
 
-    NB: not counted in predictions_total: it is the service checking itself, not a client decision.
+    NB: not counted in predictions_total nor added to the drift window: it is the service checking
+    itself, not a client decision.
     """
     step = "ping"
     try:

@@ -1,4 +1,7 @@
-"""FastAPI dependencies: settings, upstream clients, API keys and limits, as Annotated aliases."""
+"""FastAPI dependencies: settings, upstream clients, API keys and limits, as Annotated aliases.
+
+NB: all ``async def``: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per
+dependency per request, which showed in the hot path's profile."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from facade.core.lifecycle import Lifecycle
 from facade.core.limits import InFlightLimiter
 from facade.core.metrics import PREDICTIONS_SHED
 from facade.core.security import ApiKeys
+from facade.drift import DriftMonitor
 from facade.registry import RegistryClient
 from facade.scoring import ScoringClient
 from facade.service import ScoredOne
@@ -32,23 +36,27 @@ bearer_token = HTTPBearer(
 )
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
 
 
-def get_scoring(request: Request) -> ScoringClient:
+async def get_scoring(request: Request) -> ScoringClient:
     return cast(ScoringClient, request.state.scoring)
 
 
-def get_registry(request: Request) -> RegistryClient:
+async def get_registry(request: Request) -> RegistryClient:
     return cast(RegistryClient, request.state.registry)
 
 
-def get_batcher(request: Request) -> MicroBatcher[ScoredOne] | None:
+async def get_drift(request: Request) -> DriftMonitor:
+    return cast(DriftMonitor, request.state.drift)
+
+
+async def get_batcher(request: Request) -> MicroBatcher[ScoredOne] | None:
     return cast("MicroBatcher[ScoredOne] | None", request.state.batcher)
 
 
-def get_lifecycle(request: Request) -> Lifecycle:
+async def get_lifecycle(request: Request) -> Lifecycle:
     return cast(Lifecycle, request.app.state.lifecycle)
 
 
@@ -56,10 +64,11 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
 ScoringDep = Annotated[ScoringClient, Depends(get_scoring)]
 RegistryDep = Annotated[RegistryClient, Depends(get_registry)]
+DriftDep = Annotated[DriftMonitor, Depends(get_drift)]
 BatcherDep = Annotated["MicroBatcher[ScoredOne] | None", Depends(get_batcher)]
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     """Refuse a body not sent as application/json (or a +json type) with 415."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "application/json" and not (

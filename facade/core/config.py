@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     MAX_IN_FLIGHT: int = Field(default=64, ge=1, description="Predictions answered at once; more get 503.")
     MAX_BODY_BYTES: int = Field(default=2 * 1024 * 1024, ge=1024, description="Largest request body (413).")
 
+    DRIFT_WINDOW_SIZE: int = Field(
+        default=1000, ge=1, le=100_000, description="Recent scored applications kept in memory for PSI."
+    )
+    DRIFT_MIN_SAMPLES: int = Field(
+        default=100, ge=1, description="Window length below which the PSI gauges are not exported."
+    )
+
     API_KEYS: SecretStr | None = Field(default=None, description="Comma-separated API keys; unset: keys off.")
     API_KEYS_FILE: Path | None = Field(default=None, description="A file of API keys, one a line.")
 
@@ -124,6 +131,13 @@ class Settings(BaseSettings):
                 "every API key must be at least 16 printable ASCII characters without spaces or commas"
             )
         self._api_keys = tuple(dict.fromkeys(keys))
+        return self
+
+    @model_validator(mode="after")
+    def _drift_window_can_fill(self) -> Self:
+        # NB: a minimum the window can never reach would silently turn the drift gauges off.
+        if self.DRIFT_MIN_SAMPLES > self.DRIFT_WINDOW_SIZE:
+            raise ValueError("DRIFT_MIN_SAMPLES must not exceed DRIFT_WINDOW_SIZE")
         return self
 
     @property

@@ -45,6 +45,8 @@ DOCUMENTED_FAMILIES = {
     "model_loaded": "gauge",
     "upstream_request_duration_seconds": "histogram",
     "upstream_errors_total": "counter",
+    "credit_feature_psi": "gauge",
+    "credit_score_psi": "gauge",
 }
 # What the dashboard must show, by the series it queries.
 DASHBOARD_MUST_QUERY = {
@@ -55,10 +57,12 @@ DASHBOARD_MUST_QUERY = {
     "batch_prediction_size_bucket",
     "model_loaded",
     "upstream_errors_total",
+    "credit_feature_psi",
+    "credit_score_psi",
 }
 # Metric-name-shaped tokens in PromQL: the suffixes of the facade's families and their series.
 METRIC_TOKEN = re.compile(
-    r"\b[a-z_]+(?:_total|_seconds(?:_bucket|_sum|_count)?|_size(?:_bucket|_sum|_count)?|_loaded|_in_flight)\b"
+    r"\b[a-z_]+(?:_total|_seconds(?:_bucket|_sum|_count)?|_size(?:_bucket|_sum|_count)?|_loaded|_in_flight|_psi)\b"
 )
 # A Compose ${VAR}, ${VAR:-default} or ${VAR-default} reference: name, operator, default.
 # NB: `$${VAR}` is an escape that leaves the expansion to the container's shell: not a reference.
@@ -202,7 +206,7 @@ def _families_from_app() -> dict[str, str]:
 
 def _families_from_source() -> dict[str, str]:
     text = (ROOT / "facade" / "core" / "metrics.py").read_text()
-    found = re.findall(r"\b(Counter|Histogram|Gauge)\(\s*\"([a-z_:]+)\"", text)
+    found = re.findall(r"\b(Counter|Histogram|Gauge)(?:MetricFamily)?\(\s*\"([a-z_:]+)\"", text)
     return {name: kind.lower() for kind, name in found}
 
 
@@ -549,6 +553,10 @@ def test_the_facade_image_files_suffice_to_build_the_app(tmp_path: Path) -> None
         from facade.main import create_app
         from fastapi.testclient import TestClient
         assert TestClient(create_app()).get("/api/v1/health").status_code == 200
+        # NB: the venv's editable install would otherwise supply a module the image lacks.
+        ours = [m for n, m in list(sys.modules.items()) if n.split(".")[0] in {"facade", "model_code"}]
+        outside = [m.__name__ for m in ours if not (m.__file__ or "").startswith(os.getcwd())]
+        assert not outside, f"imported from outside the image: {outside}"
         """
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

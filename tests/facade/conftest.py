@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import respx
 import stamina
-from facade_fakes import RUN_BODY, SCORING_URL, TRACKING_URI, fake_model, search_versions
+from facade_fakes import RUN_BODY, SCORING_URL, TRACKING_URI, fake_model, run_artifacts, search_versions
 from fastapi.testclient import TestClient
 
 from facade.core.config import Settings, get_settings
@@ -38,7 +38,7 @@ def settings() -> Settings:
 
 @pytest.fixture
 def upstream() -> Iterator[respx.MockRouter]:
-    """Both upstreams mocked with named routes: ping, invocations, search, run."""
+    """Both upstreams mocked with named routes: ping, invocations, search, run, artifact."""
     with respx.mock(assert_all_called=False) as router:
         router.get(f"{SCORING_URL}/ping", name="ping").respond(200, text="\n")
         router.post(f"{SCORING_URL}/invocations", name="invocations").mock(side_effect=fake_model())
@@ -46,6 +46,7 @@ def upstream() -> Iterator[respx.MockRouter]:
             side_effect=search_versions
         )
         router.get(f"{TRACKING_URI}/api/2.0/mlflow/runs/get", name="run").respond(200, json=RUN_BODY)
+        router.get(f"{TRACKING_URI}/get-artifact", name="artifact").mock(side_effect=run_artifacts)
         yield router
 
 

@@ -5,10 +5,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from functools import cache
 
 import httpx
+import numpy as np
 
+from model_code.drift import REFERENCE_ARTIFACT
+from model_code.reasons import REASONS_BY_CODE, credit_score
 from model_code.schema import EXAMPLE_APPLICANTS
+from training.data import TARGET, generate_applicants
+from training.reference import drift_reference
 
 SCORING_URL = "http://scoring.test"
 TRACKING_URI = "http://mlflow.test"
@@ -21,6 +27,21 @@ APPROVED = EXAMPLE_APPLICANTS["approved"]
 REJECTED = EXAMPLE_APPLICANTS["rejected"]
 
 
+BASE_RISK = 0.05
+
+
+def reasons(rejection: float) -> list[dict[str, object]]:
+    """Reasons as the pyfunc writes them: what raised the risk above the base, largest first."""
+    added = rejection - BASE_RISK
+    if added <= 0:
+        return []
+    shares = (("DEROGATORY_MARKS", 0.75), ("CREDIT_HISTORY_LENGTH", 0.25))
+    return [
+        {"code": code, "description": REASONS_BY_CODE[code].description, "contribution": added * share}
+        for code, share in shares
+    ]
+
+
 def scored(rejection: float, run_id: str = RUN_1) -> dict[str, object]:
     """One record as the pyfunc writes it (threshold 0.5)."""
     rejected = rejection >= 0.5
@@ -30,12 +51,14 @@ def scored(rejection: float, run_id: str = RUN_1) -> dict[str, object]:
         "rejection_probability": rejection,
         "risk_score": rejection,
         "confidence": rejection if rejected else 1 - rejection,
+        "credit_score": credit_score(rejection),
+        "reasons": reasons(rejection),
         "model_run_id": run_id,
     }
 
 
 def risk(derogatory_marks: int) -> float:
-    return min(0.05 + 0.2 * derogatory_marks, 0.95)
+    return min(BASE_RISK + 0.2 * derogatory_marks, 0.95)
 
 
 def fake_model(run_id: str = RUN_1) -> Callable[[httpx.Request], httpx.Response]:
@@ -76,3 +99,27 @@ RUN_BODY = {
         },
     }
 }
+
+
+MODEL_CARD = (
+    "# Model card: credit-score\n\n## Intended use\nTests.\n\n## Fairness\n| band | approval rate |\n"
+)
+
+
+@cache
+def reference_body() -> bytes:
+    """A drift reference as training writes it: generated applicants and this fake model's risk on them."""
+    frame = generate_applicants(5000, seed=11).drop(columns=[TARGET])
+    risks = np.array([risk(int(marks)) for marks in frame["derogatory_marks"]])
+    return json.dumps(drift_reference(frame, risks)).encode()
+
+
+def run_artifacts(request: httpx.Request) -> httpx.Response:
+    """The tracking server's /get-artifact: the drift reference and model card of every registered run."""
+    files = {REFERENCE_ARTIFACT: reference_body(), "model_card.md": MODEL_CARD.encode()}
+    run_id, path = request.url.params["run_uuid"], request.url.params["path"]
+    if run_id not in REGISTERED or path not in files:
+        return httpx.Response(
+            404, json={"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "No such artifact"}
+        )
+    return httpx.Response(200, content=files[path], headers={"Content-Type": "text/plain"})

@@ -23,6 +23,7 @@ PROTECTED = [
     ("post", "/api/v1/predict", {"json": APPROVED}),
     ("post", "/api/v1/predict/batch", {"json": {"applications": [APPROVED]}}),
     ("get", "/api/v1/model/info", {}),
+    ("get", "/api/v1/model/card", {}),
 ]
 OPEN = ["/api/v1/health", "/api/v1/health/ready", "/metrics", "/docs", "/redoc", "/openapi.json"]
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from model_code.reasons import REASONS
 from model_code.schema import EXAMPLE_APPLICANTS, FEATURE_NAMES
 
 EXPECTED_STATUSES = {
@@ -15,6 +16,7 @@ EXPECTED_STATUSES = {
     ("post", "/api/v1/predict"): {"200", "400", "401", "413", "415", "422", "500", "502", "503", "504"},
     ("post", "/api/v1/predict/batch"): {"200", "400", "401", "413", "415", "422", "500", "502", "503", "504"},
     ("get", "/api/v1/model/info"): {"200", "401", "500", "503"},
+    ("get", "/api/v1/model/card"): {"200", "401", "500", "503"},
 }
 
 
@@ -82,3 +84,22 @@ def test_request_schema_follows_model_code_schema(openapi: dict[str, Any]) -> No
 def test_docs_and_redoc_are_served(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     assert client.get("/redoc").status_code == 200
+
+
+def test_response_documents_score_points_and_reasons(openapi: dict[str, Any]) -> None:
+    schemas = openapi["components"]["schemas"]
+    prediction = schemas["PredictionPublic"]["properties"]
+    reason = schemas["ReasonPublic"]["properties"]
+
+    assert prediction["credit_score"]["minimum"] == 300 and prediction["credit_score"]["maximum"] == 850
+    assert (
+        "600 points at 50:1 good:bad odds, 20 more points each time the odds double"
+        in (prediction["credit_score"]["description"])
+    )
+    assert prediction["reasons"]["maxItems"] == 4
+    assert prediction["reasons"]["items"] == {"$ref": "#/components/schemas/ReasonPublic"}
+    assert "Always present when the prediction is REJECTED" in prediction["reasons"]["description"]
+    assert "also given for APPROVED" in prediction["reasons"]["description"]
+    assert reason["code"]["enum"] == [r.code for r in REASONS]
+    assert "per-tree path contributions" in reason["contribution"]["description"]
+    assert {"credit_score", "reasons"} <= set(schemas["PredictionPublic"]["required"])

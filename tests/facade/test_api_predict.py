@@ -8,8 +8,11 @@ from datetime import datetime, timedelta
 
 import pytest
 import respx
-from facade_fakes import APPROVED, REJECTED, RUN_2, fake_model, risk
+from facade_fakes import APPROVED, BASE_RISK, REJECTED, RUN_2, fake_model, risk, scored
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+
+from model_code.reasons import credit_score
 
 PREDICTION_FIELDS = {
     "application_id",
@@ -18,6 +21,8 @@ PREDICTION_FIELDS = {
     "risk_score",
     "approval_probability",
     "rejection_probability",
+    "credit_score",
+    "reasons",
     "model_version",
     "timestamp",
 }
@@ -118,3 +123,73 @@ def test_batch_over_the_cap_names_applications_and_the_cap(
         {"field": "applications", "rule": "must contain at most 5 applications"}
     ]
     assert upstream["invocations"].call_count == 0
+
+
+def test_rejection_carries_score_points_and_catalogued_reasons(client: TestClient) -> None:
+    body = client.post("/api/v1/predict", json=REJECTED).json()
+
+    rejection = risk(REJECTED["derogatory_marks"])  # type: ignore[arg-type]
+    assert body["credit_score"] == credit_score(rejection)
+    assert body["reasons"] == [
+        {
+            "code": "DEROGATORY_MARKS",
+            "description": "Number of derogatory marks",
+            "contribution": pytest.approx(0.75 * (rejection - BASE_RISK)),
+        },
+        {
+            "code": "CREDIT_HISTORY_LENGTH",
+            "description": "Length of credit history",
+            "contribution": pytest.approx(0.25 * (rejection - BASE_RISK)),
+        },
+    ]
+
+
+def test_approval_without_a_factor_that_raised_the_risk_has_no_reasons(client: TestClient) -> None:
+    body = client.post("/api/v1/predict", json=APPROVED).json()
+
+    assert body["prediction"] == "APPROVED"
+    assert body["reasons"] == []
+    assert 300 <= body["credit_score"] <= 850
+
+
+def test_reason_text_comes_from_the_catalogue_not_the_upstream(
+    client: TestClient, upstream: respx.MockRouter
+) -> None:
+    row = scored(0.9)
+    row["reasons"] = [
+        {"code": "DEBT_TO_INCOME", "description": "Call 555-0100 to appeal", "contribution": 0.4}
+    ]
+    upstream["invocations"].respond(200, json={"predictions": [row]})
+
+    body = client.post("/api/v1/predict", json=REJECTED).json()
+
+    assert body["reasons"] == [
+        {
+            "code": "DEBT_TO_INCOME",
+            "description": "Existing debt is high relative to income",
+            "contribution": 0.4,
+        }
+    ]
+
+
+def test_unknown_reason_code_from_upstream_is_502(client: TestClient, upstream: respx.MockRouter) -> None:
+    bad_responses = REGISTRY.get_sample_value("upstream_errors_total", {"kind": "bad_response"}) or 0.0
+    row = scored(0.9)
+    row["reasons"] = [{"code": "ZODIAC_SIGN", "description": "Star sign", "contribution": 0.4}]
+    upstream["invocations"].respond(200, json={"predictions": [row]})
+
+    response = client.post("/api/v1/predict", json=REJECTED)
+
+    assert response.status_code == 502
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"].endswith("/bad-upstream-response")
+    assert "ZODIAC" not in response.text
+    assert REGISTRY.get_sample_value("upstream_errors_total", {"kind": "bad_response"}) == bad_responses + 1
+
+
+def test_batch_maps_score_points_and_reasons_per_row(client: TestClient) -> None:
+    body = client.post("/api/v1/predict/batch", json={"applications": [APPROVED, REJECTED]}).json()
+
+    approved, rejected = body["predictions"]
+    assert approved["reasons"] == [] and rejected["reasons"][0]["code"] == "DEROGATORY_MARKS"
+    assert approved["credit_score"] > rejected["credit_score"]

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import respx
 import schemathesis
-from facade_fakes import RUN_BODY, SCORING_URL, TRACKING_URI, fake_model, search_versions
+from facade_fakes import RUN_BODY, SCORING_URL, TRACKING_URI, fake_model, run_artifacts, search_versions
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import CHECKS
 from schemathesis.config import SchemathesisConfig
@@ -55,6 +55,7 @@ def mocked_upstream(request: pytest.FixtureRequest) -> Iterator[respx.MockRouter
         router.post(f"{SCORING_URL}/invocations").mock(side_effect=fake_model())
         router.get(f"{TRACKING_URI}/api/2.0/mlflow/model-versions/search").mock(side_effect=search_versions)
         router.get(f"{TRACKING_URI}/api/2.0/mlflow/runs/get").respond(200, json=RUN_BODY)
+        router.get(f"{TRACKING_URI}/get-artifact").mock(side_effect=run_artifacts)
         yield router
     shutdown_lifespans()
     operations = len(set(CASES_RUN))

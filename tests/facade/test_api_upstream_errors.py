@@ -16,6 +16,11 @@ from facade.main import create_app
 # NB: a value from the submitted applicant, as an upstream error body would echo it.
 ECHOED_VALUE = "75000.0"
 STACK_TRACE = 'Traceback (most recent call last):\n  File "/srv/mlflow/pyfunc/scoring_server.py"'
+REASON = {"code": "DEROGATORY_MARKS", "description": "Number of derogatory marks", "contribution": 0.2}
+FIVE_REASONS = [
+    {"code": code, "description": "", "contribution": 0.1 - i / 100}
+    for i, code in enumerate(["DEBT_TO_INCOME", "LOAN_TO_INCOME", "INCOME", "AGE", "LOAN_INTENT"])
+]
 
 
 def upstream_500_echoing_input(request: httpx.Request) -> httpx.Response:
@@ -119,6 +124,16 @@ def test_other_upstream_400_is_502(client: TestClient, upstream: respx.MockRoute
         httpx.Response(200, json={"predictions": [{**scored(0.1), "prediction": "MAYBE"}]}),
         httpx.Response(200, json={"predictions": [{**scored(0.1), "model_run_id": "not-a-run"}]}),
         httpx.Response(200, json=[scored(0.1)]),
+        httpx.Response(200, json={"predictions": [{**scored(0.1), "credit_score": 900}]}),
+        httpx.Response(200, json={"predictions": [{**scored(0.1), "credit_score": None}]}),
+        httpx.Response(200, json={"predictions": [{**scored(0.9), "reasons": []}]}),
+        httpx.Response(200, json={"predictions": [{**scored(0.9), "reasons": scored(0.9)["reasons"][::-1]}]}),
+        httpx.Response(200, json={"predictions": [{**scored(0.9), "reasons": [REASON] * 2}]}),
+        httpx.Response(200, json={"predictions": [{**scored(0.9), "reasons": FIVE_REASONS}]}),
+        httpx.Response(
+            200, json={"predictions": [{**scored(0.9), "reasons": [{**REASON, "contribution": 0}]}]}
+        ),
+        httpx.Response(200, json={"predictions": [{**scored(0.1), "reasons": None}]}),
     ],
     ids=[
         "not-json",
@@ -129,6 +144,14 @@ def test_other_upstream_400_is_502(client: TestClient, upstream: respx.MockRoute
         "unknown-decision",
         "malformed-run-id",
         "bare-list",
+        "score-out-of-range",
+        "score-missing",
+        "rejection-without-reasons",
+        "reasons-smallest-first",
+        "reason-repeated",
+        "five-reasons",
+        "reason-that-lowered-the-risk",
+        "reasons-null",
     ],
 )
 def test_unusable_upstream_answer_is_502(

@@ -19,6 +19,7 @@ def test_defaults() -> None:
     assert settings.SCORING_URL == "http://127.0.0.1:5002"
     assert (settings.HOST, settings.PORT, settings.MAX_BATCH_SIZE) == ("127.0.0.1", 8000, 1000)
     assert settings.DEBUG is False
+    assert (settings.DRIFT_WINDOW_SIZE, settings.DRIFT_MIN_SAMPLES) == (1000, 100)
 
 
 def test_reliability_defaults() -> None:
@@ -100,6 +101,9 @@ def test_empty_model_stage_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
         {"PORT": 70000},
         {"LOG_LEVEL": "LOUD"},
         {"MODEL_ALAIS": "champion"},
+        {"DRIFT_WINDOW_SIZE": 0},
+        {"DRIFT_MIN_SAMPLES": 0},
+        {"DRIFT_MIN_SAMPLES": 1001},
     ],
     ids=lambda bad: next(iter(bad)),
 )

@@ -70,6 +70,8 @@ class StubUpstream:
             "rejection_probability": 0.1,
             "risk_score": 0.1,
             "confidence": 0.9,
+            "credit_score": 550,
+            "reasons": [],
             "model_run_id": RUN_ID,
         }
         return {"predictions": [record for _ in rows]}

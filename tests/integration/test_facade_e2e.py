@@ -1,8 +1,9 @@
 """The whole flow with real servers: mlflow server ← mlflow run . → mlflow models serve ← facade.
 
 Proves that `mlflow run .` works against a running tracking server, that the facade returns the
-scoring server's own numbers, and that `model_version` follows what is actually served when the
-alias moves and serving restarts.
+scoring server's own numbers, score points and reasons, that it serves the run's model card and
+exports drift gauges from the run's reference, and that `model_version` follows what is actually
+served when the alias moves and serving restarts.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import httpx
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from prometheus_client.parser import text_string_to_metric_families
 
-from model_code.schema import EXAMPLE_APPLICANTS
+from model_code.drift import PSI_SIGNIFICANT
+from model_code.schema import EXAMPLE_APPLICANTS, FEATURE_NAMES
 from tests.integration.servers import Stack
 from training.data import TARGET, generate_applicants
 
@@ -58,6 +61,8 @@ def test_facade_returns_the_scoring_servers_own_numbers(stack: Stack) -> None:
     got = pd.DataFrame(facade.json()["predictions"])
     assert got["prediction"].tolist() == expected["prediction"].tolist()
     pd.testing.assert_frame_equal(got[PROBABILITIES], expected[PROBABILITIES], rtol=0, atol=0)
+    assert got["credit_score"].tolist() == expected["credit_score"].tolist()
+    assert got["reasons"].tolist() == expected["reasons"].tolist()
     assert got["model_version"].unique().tolist() == ["1"]
 
 
@@ -69,6 +74,59 @@ def test_readme_applicants_through_the_facade(stack: Stack) -> None:
 
     assert [r["prediction"] for r in results] == ["APPROVED", "REJECTED"]
     assert {r["model_version"] for r in results} == {"1"}
+
+
+@pytest.mark.parametrize("name", ["approved", "rejected"])
+def test_readme_applicants_show_score_points_and_reasons_through_both_apis(stack: Stack, name: str) -> None:
+    applicant = EXAMPLE_APPLICANTS[name]
+
+    raw = httpx.post(f"{stack.scoring_url}/invocations", json={"dataframe_records": [applicant]}, timeout=30)
+    public = httpx.post(f"{stack.api_url}/api/v1/predict", json=applicant, timeout=30)
+
+    assert raw.status_code == 200 and public.status_code == 200, public.text
+    (expected,) = raw.json()["predictions"]
+    got = public.json()
+    assert got["prediction"] == expected["prediction"] == name.upper()
+    assert isinstance(got["credit_score"], int) and 300 <= got["credit_score"] <= 850
+    assert got["credit_score"] == expected["credit_score"]
+    assert got["reasons"] == expected["reasons"]
+    assert len(got["reasons"]) <= 4
+    if name == "rejected":
+        assert got["reasons"], "a rejection always carries its principal reasons"
+    contributions = [r["contribution"] for r in got["reasons"]]
+    assert contributions == sorted(contributions, reverse=True) and all(c > 0 for c in contributions)
+
+
+def test_model_card_is_served_as_markdown(stack: Stack) -> None:
+    run_id = httpx.get(f"{stack.api_url}/api/v1/model/info", timeout=30).json()["run_id"]
+
+    response = httpx.get(f"{stack.api_url}/api/v1/model/card", timeout=30)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/markdown")
+    assert "## Fairness" in response.text
+    assert run_id in response.text
+
+
+def test_drift_gauges_appear_after_enough_predictions(stack: Stack) -> None:
+    sample = generate_applicants(120, seed=77).drop(columns=[TARGET])
+    applications: list[dict[str, object]] = json.loads(sample.to_json(orient="records"))
+    for start in range(0, len(applications), 10):
+        httpx.post(
+            f"{stack.api_url}/api/v1/predict/batch",
+            json={"applications": applications[start : start + 10]},
+            timeout=30,
+        ).raise_for_status()
+
+    text = httpx.get(f"{stack.api_url}/metrics", timeout=30).text
+
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    features = {s.labels["feature"]: s.value for s in families["credit_feature_psi"].samples}
+    assert 'credit_feature_psi{feature="income"}' in text
+    assert set(features) == set(FEATURE_NAMES)
+    # NB: traffic drawn like the training data; 120 rows over 10 bins leave some sampling noise.
+    assert features["income"] < PSI_SIGNIFICANT
+    assert len(families["credit_score_psi"].samples) == 1
 
 
 def test_model_info_describes_the_served_version(stack: Stack) -> None:

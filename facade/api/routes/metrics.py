@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from facade.drift import DriftMonitor
 
 router = APIRouter()
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
-    """Every metric of this process in the Prometheus text format."""
+async def metrics(request: Request) -> Response:
+    """Every metric of this process in the Prometheus text format; the drift gauges are computed now."""
+    # NB: getattr: an app answering without its lifespan (a TestClient not entered) has no monitor.
+    drift: DriftMonitor | None = getattr(request.state, "drift", None)
+    if drift is not None:
+        await drift.refresh()
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,15 +1,22 @@
-"""Model information: which registered version is served now, its test metrics and its inputs."""
+"""Model information: the registered version served now, its test metrics and inputs, and its model card."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
+from fastapi.responses import PlainTextResponse
 
 from facade.api.deps import RegistryDep, ScoringDep, SettingsDep, require_api_key
-from facade.core.errors import problem_responses
+from facade.core.errors import RegistryUnavailable, problem_responses
 from facade.schemas import ModelInfoPublic, features_public
 from facade.service import warm_up
 
+MODEL_CARD_ARTIFACT = "model_card.md"
+
 router = APIRouter(prefix="/model", tags=["model"], dependencies=[Depends(require_api_key)])
+
+
+class MarkdownResponse(PlainTextResponse):
+    media_type = "text/markdown"
 
 
 @router.get("/info", response_model=ModelInfoPublic, responses=problem_responses(401, 500, 503))
@@ -27,3 +34,34 @@ async def model_info(settings: SettingsDep, scoring: ScoringDep, registry: Regis
         decision_threshold=run.decision_threshold,
         loaded_at=registry.first_seen(scored.run_id),
     )
+
+
+@router.get(
+    "/card",
+    response_class=MarkdownResponse,
+    responses={
+        200: {
+            "description": (
+                "The model card written at training for the version answering now: intended use, data, "
+                "metrics, calibration, the fairness table by age band, limitations."
+            ),
+            "content": {"text/markdown": {"schema": {"type": "string"}}},
+        },
+        **problem_responses(401, 500),
+        503: {
+            **problem_responses(503)[503],
+            "description": (
+                "The model is not served, or the tracking server cannot give its run's model card (a model "
+                "trained before model cards has none). Retry after the seconds in Retry-After."
+            ),
+        },
+    },
+)
+async def model_card(scoring: ScoringDep, registry: RegistryDep) -> MarkdownResponse:
+    """The served model's card (its run's `model_card.md` artifact, from the tracking server) as Markdown."""
+    scored = await warm_up(scoring, registry)
+    try:
+        card = await registry.run_artifact(scored.run_id, MODEL_CARD_ARTIFACT)
+    except RegistryUnavailable as exc:
+        raise RegistryUnavailable(f"The served model's card is unavailable: {exc.detail}") from exc
+    return MarkdownResponse(card)

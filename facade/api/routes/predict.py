@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Depends, Request
 
 from facade.api.deps import (
     BatcherDep,
+    DriftDep,
     RegistryDep,
     ScoringDep,
     limit_batch_size,
@@ -25,6 +26,7 @@ from facade.schemas import (
     BatchPredictionPublic,
     BatchSummary,
     PredictionPublic,
+    ReasonPublic,
     applicant_examples,
     batch_examples,
 )
@@ -53,6 +55,11 @@ def _public(row: ScoredRow, model_version: str, at: datetime) -> PredictionPubli
         risk_score=row.risk_score,
         approval_probability=row.approval_probability,
         rejection_probability=row.rejection_probability,
+        credit_score=row.credit_score,
+        reasons=[
+            ReasonPublic(code=r.code, description=r.description, contribution=r.contribution)
+            for r in row.reasons
+        ],
         model_version=model_version,
         timestamp=at,
     )
@@ -68,13 +75,14 @@ async def predict(
     application_in: Annotated[ApplicationIn, Body(openapi_examples=applicant_examples())],
     scoring: ScoringDep,
     registry: RegistryDep,
+    drift: DriftDep,
     batcher: BatcherDep,
 ) -> PredictionPublic:
-    """Score one loan application: decision, probabilities and the model version that decided."""
+    """Score one loan application: decision, probabilities, score points, principal reasons, model version."""
     if batcher is not None:
         one = await batcher.submit(application_in.model_dump())
     else:
-        (one,) = await score_each(scoring, registry, [application_in.model_dump()])
+        (one,) = await score_each(scoring, registry, drift, [application_in.model_dump()])
     prediction = _public(one.row, one.model_version, datetime.now(UTC))
     request.state.application_ids = [str(prediction.application_id)]  # NB: for the access log
     return prediction
@@ -91,10 +99,11 @@ async def predict_batch(
     batch_in: Annotated[BatchIn, Body(openapi_examples=batch_examples())],
     scoring: ScoringDep,
     registry: RegistryDep,
+    drift: DriftDep,
 ) -> BatchPredictionPublic:
     """Score up to MAX_BATCH_SIZE applications in one model call; answers keep the input order."""
     BATCH_PREDICTION_SIZE.observe(len(batch_in.applications))
-    scored = await score(scoring, registry, [a.model_dump() for a in batch_in.applications])
+    scored = await score(scoring, registry, drift, [a.model_dump() for a in batch_in.applications])
     at = datetime.now(UTC)
     predictions = [_public(row, scored.model_version, at) for row in scored.rows]
     request.state.application_ids = [str(p.application_id) for p in predictions]

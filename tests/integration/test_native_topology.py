@@ -20,6 +20,7 @@ import yaml
 
 from model_code.schema import EXAMPLE_APPLICANTS
 from scripts.processes import PROJECT_ROOT, ManagedProcess, free_port
+from tests.integration.figures import record
 from tests.integration.servers import Postgres, Stack
 
 pytestmark = [
@@ -89,9 +90,12 @@ def topology(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
         stack.start_scoring()
         stack.start_facade()
         seconds_to_ready = time.monotonic() - started
-        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(f"[topology] PostgreSQL start to facade ready: {seconds_to_ready:.1f} s")
+        record(
+            request.config,
+            "topology (tests/integration/test_native_topology.py)",
+            f"PostgreSQL start to facade ready: {seconds_to_ready:.1f} s "
+            "(initdb excluded; mlflow server, mlflow run ., mlflow models serve and the facade included)",
+        )
 
         prometheus_port = free_port()
         config = render_prometheus_config(stack, prometheus_port, root / "prometheus.yml")

@@ -48,7 +48,9 @@ router = APIRouter(
 
 
 def _public(row: ScoredRow, model_version: str, at: datetime) -> PredictionPublic:
-    return PredictionPublic(
+    # NB: model_construct: every value was validated when the scoring server's answer was parsed
+    # (ScoredRow); validating again cost a third of a 10,000-row batch's time in the facade.
+    return PredictionPublic.model_construct(
         application_id=uuid4(),
         prediction=row.prediction,
         confidence=row.confidence,
@@ -57,7 +59,7 @@ def _public(row: ScoredRow, model_version: str, at: datetime) -> PredictionPubli
         rejection_probability=row.rejection_probability,
         credit_score=row.credit_score,
         reasons=[
-            ReasonPublic(code=r.code, description=r.description, contribution=r.contribution)
+            ReasonPublic.model_construct(code=r.code, description=r.description, contribution=r.contribution)
             for r in row.reasons
         ],
         model_version=model_version,

@@ -10,6 +10,8 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,6 +114,21 @@ class Stack:
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
+
+
+@contextmanager
+def sqlite_stack(root: Path, *train_params: str) -> Iterator[Stack]:
+    """The whole stack on a SQLite store in ``root``: tracking server, a trained champion, serving,
+    facade; stopped (by process group) on exit."""
+    stack = Stack(root, f"sqlite:///{root / 'mlflow.db'}")
+    try:
+        stack.start_tracking()
+        stack.train(*train_params)
+        stack.start_scoring()
+        stack.start_facade()
+        yield stack
+    finally:
+        stack.stop()
 
 
 @dataclass

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from model_code.drift import PSI_SIGNIFICANT
 from model_code.schema import EXAMPLE_APPLICANTS, FEATURE_NAMES
-from tests.integration.servers import Stack
+from tests.integration.servers import Stack, sqlite_stack
 from training.data import TARGET, generate_applicants
 
 pytestmark = pytest.mark.integration
@@ -30,16 +30,8 @@ PROBABILITIES = ["approval_probability", "rejection_probability", "risk_score", 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("e2e")
-    s = Stack(root, f"sqlite:///{root / 'mlflow.db'}")
-    try:
-        s.start_tracking()
-        s.train("n_samples=4000", "n_estimators=30")
-        s.start_scoring()
-        s.start_facade()
+    with sqlite_stack(tmp_path_factory.mktemp("e2e"), "n_samples=4000", "n_estimators=30") as s:
         yield s
-    finally:
-        s.stop()
 
 
 def _batch() -> list[dict[str, object]]:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from model_code.schema import EXAMPLE_APPLICANTS
-from tests.integration.servers import Stack
+from tests.integration.servers import Stack, sqlite_stack
 
 pytestmark = pytest.mark.integration
 
@@ -42,16 +42,8 @@ class Outcome:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("faults")
-    s = Stack(root, f"sqlite:///{root / 'mlflow.db'}")
-    try:
-        s.start_tracking()
-        s.train("n_samples=3000", "n_estimators=20")
-        s.start_scoring()
-        s.start_facade()
+    with sqlite_stack(tmp_path_factory.mktemp("faults"), "n_samples=3000", "n_estimators=20") as s:
         yield s
-    finally:
-        s.stop()
 
 
 async def _burst_with_crash(stack: Stack) -> tuple[list[Outcome], float]:

@@ -48,7 +48,15 @@ def signature() -> ModelSignature:
     would also keep the raw values but breaks MLflow's CSV parsing.) Callers of the in-process
     pyfunc pass float64 columns, as MLflow refuses an int64 column for a double.
     """
-    inputs = Schema([ColSpec(DataType.double if f.is_numeric else DataType.string, f.name) for f in FEATURES])
+    inputs = Schema(
+        [
+            # NB: required=False: MLflow's own check of a missing column answers with the whole
+            # DataFrame quoted in its message; ours names the field ("age is required") and
+            # nothing else.
+            ColSpec(DataType.double if f.is_numeric else DataType.string, f.name, required=False)
+            for f in FEATURES
+        ]
+    )
     outputs = Schema(
         [
             ColSpec(DataType.string, "prediction"),

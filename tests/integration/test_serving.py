@@ -120,11 +120,20 @@ def test_bad_input_is_a_400_naming_the_field_without_the_values(
         assert echoed not in response.text
 
 
-def test_csv_with_a_missing_column_is_refused(scoring_url: str, applicants: pd.DataFrame) -> None:
-    buffer = io.StringIO()
-    applicants.drop(columns=["total_debt"]).head(3).to_csv(buffer, index=False)
-
-    response = _invocations(scoring_url, content=buffer.getvalue(), headers={"Content-Type": "text/csv"})
+@pytest.mark.parametrize("encoding", ["csv", "records", "split"])
+def test_a_missing_column_is_named_without_echoing_any_value(scoring_url: str, encoding: str) -> None:
+    rows = pd.DataFrame([{**EXAMPLE_APPLICANTS["rejected"], "income": 18077.0}]).drop(columns=["total_debt"])
+    if encoding == "csv":
+        buffer = io.StringIO()
+        rows.to_csv(buffer, index=False)
+        response = _invocations(scoring_url, content=buffer.getvalue(), headers={"Content-Type": "text/csv"})
+    else:
+        payload = (
+            rows.to_dict("records") if encoding == "records" else json.loads(rows.to_json(orient="split"))
+        )
+        response = _invocations(scoring_url, json={f"dataframe_{encoding}": payload})
 
     assert response.status_code == 400
-    assert "total_debt" in response.json()["message"]
+    assert response.json()["message"] == "Invalid applicant data: total_debt is required"
+    for echoed in ("18077", "25000", "VENTURE"):
+        assert echoed not in response.text

@@ -16,6 +16,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -45,16 +46,34 @@ class StackConfig:
             host=env.get("STACK_HOST", "127.0.0.1"),
             mlflow_port=int(env.get("MLFLOW_PORT", "5001")),
             scoring_port=int(env.get("SCORING_PORT", "5002")),
-            api_port=int(env.get("API_PORT", env.get("PORT", "8000"))),
+            api_port=int(env.get("API_PORT", "8000")),
             run_dir=Path(env.get("RUN_DIR", PROJECT_ROOT / ".run")).resolve(),
             model_name=env.get("MODEL_NAME", "credit-score"),
-            model_alias=env.get("MODEL_ALIAS", "champion"),
+            model_alias=_alias(env),
             train_args=tuple(env.get("TRAIN_ARGS", "").split()),
         )
 
     @property
     def tracking_uri(self) -> str:
         return f"http://{self.host}:{self.mlflow_port}"
+
+
+# NB: registry stages are deprecated in MLflow; MODEL_STAGE is still understood, as in the facade.
+STAGE_ALIASES = {"production": "champion", "staging": "challenger"}
+
+
+def _alias(env: Mapping[str, str]) -> str:
+    """MODEL_ALIAS, or the alias a deprecated MODEL_STAGE maps to (with a warning), or champion."""
+    if env.get("MODEL_ALIAS"):
+        return env["MODEL_ALIAS"]
+    stage = env.get("MODEL_STAGE", "")
+    if not stage:
+        return "champion"
+    if stage.lower() not in STAGE_ALIASES:
+        raise SystemExit("[make run] MODEL_STAGE must be Production or Staging; use MODEL_ALIAS instead")
+    alias = STAGE_ALIASES[stage.lower()]
+    _say(f"MODEL_STAGE is deprecated: serving alias @{alias}; set MODEL_ALIAS={alias} instead")
+    return alias
 
 
 def _say(message: str) -> None:

@@ -78,10 +78,11 @@ class Topology:
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Topology]:
     root = tmp_path_factory.mktemp("topology")
-    postgres = Postgres.create()
+    postgres: Postgres | None = None
     stack: Stack | None = None
     prometheus: ManagedProcess | None = None
     try:
+        postgres = Postgres.create()
         started = time.monotonic()
         postgres.start()
         stack = Stack(root, postgres.create_database("mlflow"), expose_metrics=True)
@@ -113,7 +114,8 @@ def topology(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
             prometheus.stop()
         if stack is not None:
             stack.stop()
-        postgres.stop()
+        if postgres is not None:
+            postgres.stop()
 
 
 def test_runs_and_registry_live_in_postgresql(topology: Topology) -> None:

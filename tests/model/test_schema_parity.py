@@ -74,3 +74,21 @@ def test_runtime_pins_agree_across_pyproject_conda_and_the_logged_model() -> Non
     for requirement in runtime_requirements():
         assert model_extra[requirement.split("==")[0]] == requirement, "installed version differs from pin"
     assert set(RUNTIME_PACKAGES) <= set(model_extra)
+
+
+def test_readme_request_table_matches_the_schema() -> None:
+    """The README's field table is written by hand: hold it to the schema it documents."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("### Request", 1)[1].split("\n\n", 2)[1]
+    rows = [line.strip("|").split("|") for line in table.splitlines()[2:]]
+    documented = {cells[0].strip().strip("`"): (cells[1].strip(), cells[2].strip()) for cells in rows}
+
+    assert list(documented) == list(FEATURE_NAMES)
+    for feature in FEATURES:
+        kind, rule = documented[feature.name]
+        if feature.kind == "category":
+            assert kind == "string"
+            assert [c.strip().strip("`") for c in rule.split(",")] == list(feature.categories)
+        else:
+            assert kind == feature.kind
+            assert rule.startswith(f"{feature.minimum:,.0f} to {feature.maximum:,.0f}"), feature.name

@@ -8,6 +8,7 @@ upstream body: validation errors keep only the field path and the rule, never py
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
@@ -245,6 +246,9 @@ def _rule(kind: str, loc: list[str]) -> str:
     return _GENERIC_RULES.get(kind, "is not valid")
 
 
+_SAFE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+
+
 def field_errors(errors: Sequence[Any]) -> list[FieldError]:
     """Translate pydantic/FastAPI validation errors into (field path, rule) pairs, dropping values."""
     translated = []
@@ -252,7 +256,12 @@ def field_errors(errors: Sequence[Any]) -> list[FieldError]:
         loc = [str(part) for part in error["loc"]]
         if loc[:1] == ["body"]:
             loc = loc[1:]
-        translated.append(FieldError(field=".".join(loc) or "body", rule=_rule(error["type"], loc)))
+        rule = _rule(error["type"], loc)
+        if error["type"] == "extra_forbidden" and loc and not _SAFE_KEY.fullmatch(loc[-1]):
+            # NB: an unknown key is the client's own text and could carry personal data
+            # ("John Doe SSN ..."): repeated only when it looks like a field name.
+            loc[-1] = "<unknown field>"
+        translated.append(FieldError(field=".".join(loc) or "body", rule=rule))
     return translated
 
 

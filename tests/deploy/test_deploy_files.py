@@ -204,29 +204,13 @@ def _families_from_app() -> dict[str, str]:
     return _families_from_exposition(response.text)
 
 
-def _families_from_source() -> dict[str, str]:
-    text = (ROOT / "facade" / "core" / "metrics.py").read_text()
-    found = re.findall(r"\b(Counter|Histogram|Gauge)(?:MetricFamily)?\(\s*\"([a-z_:]+)\"", text)
-    return {name: kind.lower() for kind, name in found}
-
-
 @cache
 def facade_families() -> tuple[str, dict[str, str]]:
-    """The facade's metric families (name -> type) and where they were read.
+    """The facade's metric families (name -> type), read from the app's own /metrics.
 
-    From the app's own /metrics when it builds, else from its metrics module, else from the
-    README's list: the facade is written in parallel, and a half-written one must not hide the
-    dashboard's checks. The first source that answers is the truth: no merging, so a family the
-    running app lacks is reported as missing.
+    NB: no fallback to the source or the README: a facade that cannot build must fail this check.
     """
-    for source in (_families_from_app, _families_from_source):
-        try:
-            families = source()
-        except Exception:  # any failure means: try the next, more static source
-            continue
-        if families:
-            return source.__name__.removeprefix("_families_from_"), families
-    return "README", dict(DOCUMENTED_FAMILIES)
+    return "app", _families_from_app()
 
 
 def series_of(families: dict[str, str]) -> set[str]:

@@ -78,6 +78,14 @@ CASES = {
     "unknown-field": Case(
         PREDICT, one(favourite_colour="teal"), 422, "favourite_colour", "is not an allowed field", "teal"
     ),
+    "unknown-field-with-personal-data": Case(
+        PREDICT,
+        one(**{"John Doe SSN 078-05-1120": 1}),
+        422,
+        "<unknown field>",
+        "is not an allowed field",
+        "John Doe",
+    ),
     "empty-body": Case(PREDICT, "", 422, "body", "is required", None),
     "malformed-json": Case(PREDICT, '{"age": 35, "income": 7500', 400, "body", "must be valid JSON", "7500"),
     "array-not-object": Case(PREDICT, json.dumps([APPROVED]), 422, "body", "must be a JSON object", None),

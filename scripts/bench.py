@@ -149,6 +149,8 @@ def concurrent(target: Target, clients: int, seconds: float, use_wrk: bool) -> L
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT)
     body = json.dumps(target.wrap_one(EXAMPLE_APPLICANTS["rejected"]))
+    # NB: --timeout 30s: with wrk's default of 2 s a slow server's late answers count as errors.
+    duration = f"{max(seconds, 1):.0f}s"
     argv = [
         "wrk",
         "-t",
@@ -156,7 +158,9 @@ def concurrent(target: Target, clients: int, seconds: float, use_wrk: bool) -> L
         "-c",
         str(clients),
         "-d",
-        f"{max(seconds, 1):.0f}s",
+        duration,
+        "--timeout",
+        "30s",
         "-s",
         script.name,
         target.url,

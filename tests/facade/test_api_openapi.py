@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from model_code.reasons import REASONS
-from model_code.schema import EXAMPLE_APPLICANTS, FEATURE_NAMES
+from model_code.schema import EXAMPLE_APPLICANTS, FEATURE_NAMES, FEATURES
 
 EXPECTED_STATUSES = {
     ("get", "/api/v1/health"): {"200", "500"},
@@ -79,6 +79,13 @@ def test_request_schema_follows_model_code_schema(openapi: dict[str, Any]) -> No
         "title": "Age",
     }
     assert schema["properties"]["loan_intent"]["enum"][0] == "PERSONAL"
+    for feature in FEATURES:
+        field = schema["properties"][feature.name]
+        if feature.kind == "category":
+            assert field["enum"] == list(feature.categories), feature.name
+        else:
+            assert field["type"] == feature.kind, feature.name
+            assert (field["minimum"], field["maximum"]) == (feature.minimum, feature.maximum), feature.name
 
 
 def test_docs_and_redoc_are_served(client: TestClient) -> None:

@@ -70,15 +70,15 @@ class FlatForest:
         self.roots = offsets.astype(np.int64)
         self.feature = np.concatenate(feature).astype(np.int64)
         self.threshold = np.concatenate(threshold)
-        self.left = np.concatenate(left).astype(np.int64)
-        self.right = np.concatenate(right).astype(np.int64)
         self.value = np.concatenate(value)
         self.depth = max(tree.max_depth for tree in trees)
         self.n_features = int(forest.n_features_in_)
         self.positive = positive
         self.trees = trees
         # Edges of every node (2·node: left, 2·node + 1: right): the child, and the value step.
-        self.edge_child = np.column_stack([self.left, self.right]).ravel()
+        self.edge_child = (
+            np.column_stack([np.concatenate(left), np.concatenate(right)]).ravel().astype(np.int64)
+        )
         self.edge_delta = self.value[self.edge_child] - np.repeat(self.value, 2)
 
     def predict_positive(self, features: np.ndarray) -> np.ndarray:
@@ -91,7 +91,7 @@ class FlatForest:
                 [tree.value[tree.apply(x32), 0, self.positive] for tree in self.trees]
             )
         else:
-            leaf_values = self._walk(x32.astype(np.float64))
+            leaf_values = self.value[self._walk(x32)]
         # NB: cumsum adds the trees in order, as scikit-learn accumulates them, then divides.
         summed: np.ndarray = np.cumsum(leaf_values, axis=1)[:, -1] / self.roots.size
         return summed
@@ -103,35 +103,36 @@ class FlatForest:
         move is credited to the split's column. Summed over the trees, base + contributions equals
         the forest's probability exactly (up to float rounding), with no sampling or approximation.
         """
-        x = np.ascontiguousarray(features, dtype=np.float32).astype(np.float64)
-        n_rows, n_trees = x.shape[0], self.roots.size
-        node = np.broadcast_to(self.roots, (n_rows, n_trees)).copy()
-        rows = np.arange(n_rows)[:, None] * self.n_features
-        flat_x = x.ravel()
+        n_rows, n_trees = features.shape[0], self.roots.size
         credit = np.zeros(n_rows * self.n_features)
-        for _ in range(self.depth):
-            column = rows + self.feature[node]
-            # NB: edge 2·node is "left", 2·node + 1 "right"; one gather each for child and value step.
-            edge = 2 * node + (flat_x[column] > self.threshold[node])
-            credit += np.bincount(
-                column.ravel(), weights=self.edge_delta[edge].ravel(), minlength=credit.size
-            )
-            node = self.edge_child[edge]
+        node = self._walk(features, credit)
         risk: np.ndarray = np.cumsum(self.value[node], axis=1)[:, -1] / n_trees
         base = float(np.sum(self.value[self.roots]) / n_trees)
         return risk, base, credit.reshape(n_rows, self.n_features) / n_trees
 
-    def _walk(self, x: np.ndarray) -> np.ndarray:
-        """Leaf values (rows × trees), all trees walked together one level per step."""
+    def _walk(self, features: np.ndarray, credit: np.ndarray | None = None) -> np.ndarray:
+        """The leaf reached in every tree (rows × trees), all trees walked together a level a step.
+
+        With ``credit`` (rows · columns, flat), each step's value change is added to the column
+        that was split on: the path contributions, from the same walk.
+        """
+        # NB: scikit-learn's trees compare float32 inputs with float64 thresholds; round first.
+        x = np.ascontiguousarray(features, dtype=np.float32).astype(np.float64)
         n_rows = x.shape[0]
         node = np.broadcast_to(self.roots, (n_rows, self.roots.size)).copy()
         rows = np.arange(n_rows)[:, None] * self.n_features
         flat_x = x.ravel()
         for _ in range(self.depth):
-            go_left = flat_x[rows + self.feature[node]] <= self.threshold[node]
-            node = np.where(go_left, self.left[node], self.right[node])
-        leaf_values: np.ndarray = self.value[node]
-        return leaf_values
+            column = rows + self.feature[node]
+            # NB: edge 2·node is "left", 2·node + 1 "right"; one gather each for child and value step.
+            edge = 2 * node + (flat_x[column] > self.threshold[node])
+            if credit is not None:
+                # NB: leaves loop to themselves, so their steps add exactly zero.
+                credit += np.bincount(
+                    column.ravel(), weights=self.edge_delta[edge].ravel(), minlength=credit.size
+                )
+            node = self.edge_child[edge]
+        return node
 
 
 @dataclass(frozen=True)

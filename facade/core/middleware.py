@@ -29,6 +29,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 UNMATCHED_ROUTE = "<unmatched>"
+_ROUTE_TEMPLATE = "facade.route_template"
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -37,8 +38,15 @@ def route_template(scope: Scope) -> str:
 
     NB: matched again here because ``scope["route"]`` holds the route as declared in its router,
     without the prefixes it was included under. A route matching by path but not by method
-    (a 405) still names its template.
+    (a 405) still names its template. Matched once a request: the access log and the metrics
+    both ask, after the app has answered, and the scope keeps the answer.
     """
+    if _ROUTE_TEMPLATE not in scope:
+        scope[_ROUTE_TEMPLATE] = _match_template(scope)
+    return str(scope[_ROUTE_TEMPLATE])
+
+
+def _match_template(scope: Scope) -> str:
     partial = None
     for route in iter_route_contexts(scope["app"].routes):
         match, _ = route.matches(scope)

@@ -32,16 +32,15 @@ from facade.core.errors import (
     ModelUnavailable,
 )
 from facade.core.metrics import CIRCUIT_OPEN, UPSTREAM_ERRORS, UPSTREAM_REQUEST_DURATION, UPSTREAM_RETRIES
+from model_code.contract import REFUSAL_ERROR_CODE, REJECTED, Violation
 from model_code.reasons import MAX_REASONS, REASONS_BY_CODE, SCORE_MAX, SCORE_MIN
-from model_code.schema import FEATURE_NAMES, FEATURES_BY_NAME, REJECTED
+from model_code.schema import FEATURE_NAMES, FEATURES_BY_NAME
+from model_code.tracking import RUN_ID_PATTERN
 
 logger = logging.getLogger(__name__)
 
 PING = "/ping"
 INVOCATIONS = "/invocations"
-RUN_ID_PATTERN = r"^[0-9a-f]{32}$"
-# NB: the pyfunc prefixes its schema violations with this (model_code/pyfunc.py).
-REJECTED_PREFIX = "Invalid applicant data:"
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
@@ -94,7 +93,7 @@ class ScoredRow(BaseModel):
     confidence: Probability
     credit_score: Annotated[int, Field(ge=SCORE_MIN, le=SCORE_MAX)]
     reasons: Annotated[list[ScoredReason], Field(max_length=MAX_REASONS)]
-    model_run_id: str = Field(pattern=RUN_ID_PATTERN)
+    model_run_id: str = Field(pattern=f"^{RUN_ID_PATTERN}$")
 
     @model_validator(mode="after")
     def _principal_reasons(self) -> ScoredRow:
@@ -115,8 +114,11 @@ class _Invocations(BaseModel):
     predictions: list[ScoredRow]
 
 
-class _UpstreamError(BaseModel):
-    message: str
+class _Refusal(BaseModel):
+    """The pyfunc's refusal of bad input (``model_code.contract.refusal``), read as data."""
+
+    error_code: str
+    violations: list[Violation]
 
 
 class ScoringClient:
@@ -219,24 +221,22 @@ class ScoringClient:
 
 
 def _rejected_fields(response: httpx.Response) -> list[FieldError] | None:
-    """The fields and rules named by the pyfunc's "Invalid applicant data: ..." message, else None.
+    """The fields and rules of the pyfunc's structured refusal, else None (not a refusal).
 
-    The message reads ``age must be an integer between 18 and 100 (row 0); income ...``. Only
-    names found in the schema are kept, and each rule is the schema's own text, so nothing the
+    Only fields of the schema are kept, and each rule is the schema's own text, so nothing the
     upstream wrote is passed on verbatim.
     """
     try:
-        message = _UpstreamError.model_validate_json(response.content).message
+        body = _Refusal.model_validate_json(response.content)
     except ValidationError:
         return None
-    if not message.startswith(REJECTED_PREFIX):
+    if body.error_code != REFUSAL_ERROR_CODE:
         return None
     errors: list[FieldError] = []
-    for part in message.removeprefix(REJECTED_PREFIX).split(";"):
-        name, _, rest = part.strip().partition(" ")
-        feature = FEATURES_BY_NAME.get(name)
+    for violation in body.violations:
+        feature = FEATURES_BY_NAME.get(violation.field)
         if feature is None:
             continue
-        rule = "is required" if rest.startswith("is required") else feature.rule()
-        errors.append(FieldError(field=name, rule=rule))
+        rule = "is required" if violation.rule == "is required" else feature.rule()
+        errors.append(FieldError(field=feature.name, rule=rule))
     return errors

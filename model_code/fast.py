@@ -21,11 +21,7 @@ from model_code.reasons import REASONS, reason_for_column
 from model_code.schema import CATEGORICAL_FEATURES, FEATURES_BY_NAME, NUMERIC_FEATURES
 from model_code.validation import Applicants
 
-# Measured on 2 cores: walking all trees level by level in numpy wins for small inputs (one row
-# 0.06 ms against 0.4 ms), scikit-learn's per-tree Cython `apply` wins from about 128 rows on.
-WALK_MAX_ROWS = 128
-
-_RATIO_COLUMNS = [NUMERIC_FEATURES.index(name) for name in RATIO_INPUTS]
+_RATIO_COLUMNS = {name: NUMERIC_FEATURES.index(name) for name in RATIO_INPUTS}
 
 
 def encoded_feature_names() -> list[str]:
@@ -41,7 +37,7 @@ def encoded_feature_names() -> list[str]:
 def encode(applicants: Applicants) -> np.ndarray:
     """Validated applicants → the float64 matrix the forest was trained on, without pandas."""
     numeric = applicants.numeric
-    ratios = ratio_columns(*(numeric[:, i] for i in _RATIO_COLUMNS))
+    ratios = ratio_columns({name: numeric[:, i] for name, i in _RATIO_COLUMNS.items()})
     blocks = [numeric, np.column_stack(ratios)]
     for j, name in enumerate(CATEGORICAL_FEATURES):
         width = len(FEATURES_BY_NAME[name].categories)
@@ -73,28 +69,11 @@ class FlatForest:
         self.value = np.concatenate(value)
         self.depth = max(tree.max_depth for tree in trees)
         self.n_features = int(forest.n_features_in_)
-        self.positive = positive
-        self.trees = trees
         # Edges of every node (2·node: left, 2·node + 1: right): the child, and the value step.
         self.edge_child = (
             np.column_stack([np.concatenate(left), np.concatenate(right)]).ravel().astype(np.int64)
         )
         self.edge_delta = self.value[self.edge_child] - np.repeat(self.value, 2)
-
-    def predict_positive(self, features: np.ndarray) -> np.ndarray:
-        """P(class 1) per row, exactly as ``RandomForestClassifier.predict_proba(features)[:, 1]``."""
-        # NB: scikit-learn's trees compare float32 inputs with float64 thresholds; rounding first
-        # is what makes the answers bit-identical (raw doubles differ by up to 0.4 near thresholds).
-        x32 = np.ascontiguousarray(features, dtype=np.float32)
-        if x32.shape[0] >= WALK_MAX_ROWS:
-            leaf_values = np.column_stack(
-                [tree.value[tree.apply(x32), 0, self.positive] for tree in self.trees]
-            )
-        else:
-            leaf_values = self.value[self._walk(x32)]
-        # NB: cumsum adds the trees in order, as scikit-learn accumulates them, then divides.
-        summed: np.ndarray = np.cumsum(leaf_values, axis=1)[:, -1] / self.roots.size
-        return summed
 
     def contributions(self, features: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
         """Per-tree path contributions: (P(class 1) per row, base value, rows × encoded columns).
@@ -110,11 +89,11 @@ class FlatForest:
         base = float(np.sum(self.value[self.roots]) / n_trees)
         return risk, base, credit.reshape(n_rows, self.n_features) / n_trees
 
-    def _walk(self, features: np.ndarray, credit: np.ndarray | None = None) -> np.ndarray:
+    def _walk(self, features: np.ndarray, credit: np.ndarray) -> np.ndarray:
         """The leaf reached in every tree (rows × trees), all trees walked together a level a step.
 
-        With ``credit`` (rows · columns, flat), each step's value change is added to the column
-        that was split on: the path contributions, from the same walk.
+        Each step's value change is added to ``credit`` (rows · columns, flat) at the column that
+        was split on: the path contributions, from the same walk that finds the leaves.
         """
         # NB: scikit-learn's trees compare float32 inputs with float64 thresholds; round first.
         x = np.ascontiguousarray(features, dtype=np.float32).astype(np.float64)
@@ -126,11 +105,10 @@ class FlatForest:
             column = rows + self.feature[node]
             # NB: edge 2·node is "left", 2·node + 1 "right"; one gather each for child and value step.
             edge = 2 * node + (flat_x[column] > self.threshold[node])
-            if credit is not None:
-                # NB: leaves loop to themselves, so their steps add exactly zero.
-                credit += np.bincount(
-                    column.ravel(), weights=self.edge_delta[edge].ravel(), minlength=credit.size
-                )
+            # NB: leaves loop to themselves, so their steps add exactly zero.
+            credit += np.bincount(
+                column.ravel(), weights=self.edge_delta[edge].ravel(), minlength=credit.size
+            )
             node = self.edge_child[edge]
         return node
 
@@ -145,7 +123,7 @@ class Explanation:
 
 
 class FastPipeline:
-    """The fitted pipeline's fast twin: ``predict_risk`` == ``pipeline.predict_proba(...)[:, 1]``."""
+    """The fitted pipeline's fast twin: ``explain(...).risk`` == ``pipeline.predict_proba(...)[:, 1]``."""
 
     def __init__(self, pipeline: Pipeline) -> None:
         names = list(pipeline.named_steps["preprocess"].get_feature_names_out())
@@ -173,9 +151,6 @@ class FastPipeline:
         # NB: scikit-learn's _SigmoidCalibration.predict, operation for operation.
         calibrated: np.ndarray = expit(-(a * raw + b))
         return calibrated
-
-    def predict_risk(self, applicants: Applicants) -> np.ndarray:
-        return self._calibrate(self.forest.predict_positive(encode(applicants)))
 
     def explain(self, applicants: Applicants, chunk_rows: int = 2048) -> Explanation:
         """Risk with reason-code contributions; with calibration, the forest's contributions are

@@ -6,51 +6,46 @@ applicant fields the API accepts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
-from model_code.schema import CATEGORICAL_FEATURES, FEATURES_BY_NAME, NUMERIC_FEATURES
+from model_code.schema import CATEGORICAL_FEATURES, FEATURES_BY_NAME, NUMERIC_FEATURES, RATIOS
 
 # NB: incomes may legitimately be 0 (the schema allows it); the floor keeps ratios finite while
 # still making "debt with no income" the riskiest corner of the feature space.
 INCOME_FLOOR = 1_000.0
 
-RATIO_INPUTS = ("age", "income", "loan_amount", "credit_history_length", "total_debt")
-ENGINEERED_FEATURES = (
-    "debt_to_income",
-    "loan_to_income",
-    "total_debt_with_loan_to_income",
-    "history_to_adult_years",
-)
+ENGINEERED_FEATURES = tuple(ratio.name for ratio in RATIOS)
+# The applicant fields the ratios read, in schema order.
+RATIO_INPUTS = tuple(name for name in NUMERIC_FEATURES if any(name in r.inputs for r in RATIOS))
 
 
-def ratio_columns(
-    age: np.ndarray, income: np.ndarray, loan_amount: np.ndarray, history: np.ndarray, debt: np.ndarray
-) -> tuple[np.ndarray, ...]:
-    """The engineered ratios, in ``ENGINEERED_FEATURES`` order, from float64 arrays.
+def ratio_columns(column: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """The engineered ratios, in ``RATIOS`` order, from float64 arrays of the ``RATIO_INPUTS`` fields.
 
     NB: the one implementation of the ratios: the pipeline's first step and the pyfunc's fast
-    path both call it, so their inputs to the trees are bit-identical.
+    path both call it, so their inputs to the trees are bit-identical. A ratio declared in the
+    schema without a formula here fails with its name (KeyError).
     """
-    floored_income = np.maximum(income, INCOME_FLOOR)
-    adult_years = np.maximum(age - 17.0, 1.0)
-    return (
-        debt / floored_income,
-        loan_amount / floored_income,
-        (debt + loan_amount) / floored_income,
-        history / adult_years,
-    )
+    income = np.maximum(column["income"], INCOME_FLOOR)
+    formulas: dict[str, Callable[[], np.ndarray]] = {
+        "debt_to_income": lambda: column["total_debt"] / income,
+        "loan_to_income": lambda: column["loan_amount"] / income,
+        "total_debt_with_loan_to_income": lambda: (column["total_debt"] + column["loan_amount"]) / income,
+        "history_to_adult_years": lambda: (
+            column["credit_history_length"] / np.maximum(column["age"] - 17.0, 1.0)
+        ),
+    }
+    return tuple(formulas[ratio.name]() for ratio in RATIOS)
 
 
 def add_ratios(frame: pd.DataFrame) -> pd.DataFrame:
     """Return ``frame`` with the engineered ratios the risk model is built on."""
-    ratios = ratio_columns(
-        *(frame[name].to_numpy(dtype="float64") for name in RATIO_INPUTS),
-    )
+    ratios = ratio_columns({name: frame[name].to_numpy(dtype="float64") for name in RATIO_INPUTS})
     out = frame.copy()
     for name, values in zip(ENGINEERED_FEATURES, ratios, strict=True):
         out[name] = values

@@ -6,7 +6,9 @@ file ``model_code/credit_model.py``; the fitted scikit-learn pipeline is a skops
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +17,29 @@ import pandas as pd
 import skops.io
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.protos.databricks_pb2 import ErrorCode
 from mlflow.pyfunc.model import PythonModel, PythonModelContext
 from mlflow.types import ColSpec, DataType, Schema
 from mlflow.types.schema import Array, Object, Property
 from sklearn.pipeline import Pipeline
 
+from model_code.contract import (
+    APPROVED,
+    OUTPUTS,
+    REASON_FIELDS,
+    REFUSAL_ERROR_CODE,
+    REJECTED,
+    Output,
+    Violation,
+    refusal,
+    row_of,
+)
 from model_code.fast import FastPipeline
 from model_code.reasons import MAX_REASONS, REASONS, credit_score
-from model_code.schema import APPROVED, FEATURES, NUMERIC_FEATURES, REJECTED
+from model_code.schema import FEATURES, NUMERIC_FEATURES
+from model_code.tracking import THRESHOLD_PARAM
 from model_code.validation import InvalidApplicants, validate
 
-DEFAULT_THRESHOLD = 0.5
 # NB: "sklearn" scores through the scikit-learn pipeline instead of the fast exact path: the
 # benchmark's baseline, and a switch operators can flip without retraining.
 INFERENCE_ENV = "CREDIT_SCORE_INFERENCE"
@@ -39,7 +52,7 @@ TRUSTED_TYPES = ("model_code.preprocessing.add_ratios", "model_code.preprocessin
 
 
 def signature() -> ModelSignature:
-    """The MLflow signature, derived from the applicant schema.
+    """The MLflow signature: inputs from the applicant schema, outputs from the output contract.
 
     NB: every numeric field, integers included, is declared ``double``. With ``long`` the
     scoring server's JSON parser casts 35.5 to 35 before the model sees it; with ``double`` the
@@ -57,30 +70,23 @@ def signature() -> ModelSignature:
             for f in FEATURES
         ]
     )
-    outputs = Schema(
-        [
-            ColSpec(DataType.string, "prediction"),
-            ColSpec(DataType.double, "approval_probability"),
-            ColSpec(DataType.double, "rejection_probability"),
-            ColSpec(DataType.double, "risk_score"),
-            ColSpec(DataType.double, "confidence"),
-            ColSpec(DataType.long, "credit_score"),
-            ColSpec(
-                Array(
-                    Object(
-                        [
-                            Property("code", DataType.string),
-                            Property("description", DataType.string),
-                            Property("contribution", DataType.double),
-                        ]
-                    )
-                ),
-                "reasons",
-            ),
-            ColSpec(DataType.string, "model_run_id"),
-        ]
-    )
+    outputs = Schema([ColSpec(_data_type(output), output.name) for output in OUTPUTS])
     return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+_DATA_TYPES = {
+    "category": DataType.string,
+    "string": DataType.string,
+    "number": DataType.double,
+    "integer": DataType.long,
+}
+
+
+def _data_type(output: Output) -> DataType | Array:
+    """The MLflow type of one output column of ``model_code.contract``."""
+    if output.kind == "reasons":
+        return Array(Object([Property(item.name, _DATA_TYPES[item.kind]) for item in REASON_FIELDS]))
+    return _DATA_TYPES[output.kind]
 
 
 def model_input(applicants: pd.DataFrame | list[dict[str, Any]]) -> pd.DataFrame:
@@ -108,21 +114,16 @@ def _is_trusted(type_name: str) -> bool:
     return type_name in TRUSTED_TYPES or type_name.split(".")[0] in {"sklearn", "numpy", "builtins"}
 
 
-def score(pipeline: Pipeline, applicants: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Score applicants with the scikit-learn pipeline (the reference path; class 1 is default)."""
-    return pd.DataFrame(decide(pipeline.predict_proba(applicants)[:, 1].astype("float64"), threshold))
-
-
 def decide(rejection: np.ndarray, threshold: float) -> dict[str, Any]:
     """Probabilities of default → the decision, probabilities, confidence and score points columns."""
     approval = 1.0 - rejection
     rejected = rejection >= threshold
     return {
         "prediction": np.where(rejected, REJECTED, APPROVED),
+        "confidence": np.where(rejected, rejection, approval),
+        "risk_score": rejection,
         "approval_probability": approval,
         "rejection_probability": rejection,
-        "risk_score": rejection,
-        "confidence": np.where(rejected, rejection, approval),
         "credit_score": np.array([credit_score(p) for p in rejection.tolist()], dtype=np.int64),
     }
 
@@ -147,24 +148,24 @@ def principal_reasons(contributions: np.ndarray) -> list[list[dict[str, object]]
 
 
 class InvalidApplicantData(MlflowException):
-    """INVALID_PARAMETER_VALUE whose message names fields and rules and can never grow the data.
+    """HTTP 400 INVALID_PARAMETER_VALUE whose body lists the broken rules as data, never a value.
+
+    The body is ``model_code.contract.refusal``: the error code, a message for people and the
+    ``violations`` (field, rule, rows) the facade reads.
 
     NB: MLflow's scoring server rewrites the message of any MlflowException raised by predict to
-    ``Failed to predict data '<the whole DataFrame>'`` + the message, which would echo every
-    applicant's values into the 400 body. This class keeps its own message on that assignment.
+    ``Failed to predict data '<the whole DataFrame>'`` + the message before it serialises the
+    exception (``mlflow.pyfunc.scoring_server.invocations``); this class serialises its body from
+    the violations alone, so that rewritten text never reaches the response.
     """
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
+    def __init__(self, violations: Sequence[Violation]) -> None:
+        self.violations = tuple(violations)
+        body = refusal(self.violations)
+        super().__init__(str(body["message"]), error_code=ErrorCode.Value(REFUSAL_ERROR_CODE))
 
-    @property
-    def message(self) -> str:
-        return self._safe_message
-
-    @message.setter
-    def message(self, value: str) -> None:
-        if not hasattr(self, "_safe_message"):
-            self._safe_message = value
+    def serialize_as_json(self) -> str:
+        return json.dumps(refusal(self.violations))
 
 
 class CreditScoreModel(PythonModel):
@@ -172,10 +173,11 @@ class CreditScoreModel(PythonModel):
 
     def load_context(self, context: PythonModelContext) -> None:
         config: dict[str, Any] = dict(context.model_config or {})
-        self.threshold = float(config.get("decision_threshold", DEFAULT_THRESHOLD))
+        # NB: training always sets it (its default is the MLproject's); no second default here.
+        self.threshold = float(config[THRESHOLD_PARAM])
         self.run_id = str(config.get("run_id", ""))
         self.pipeline = load_pipeline(context.artifacts[PIPELINE_ARTIFACT])
-        self.inference = os.environ.get(INFERENCE_ENV) or str(config.get("inference", "fast"))
+        self.inference = os.environ.get(INFERENCE_ENV) or "fast"
         if self.inference not in INFERENCE_MODES:
             raise ValueError(f"{INFERENCE_ENV} must be one of {', '.join(INFERENCE_MODES)}")
         self.fast = FastPipeline(self.pipeline)
@@ -191,7 +193,7 @@ class CreditScoreModel(PythonModel):
         try:
             applicants = validate(model_input)
         except InvalidApplicants as exc:
-            raise InvalidApplicantData(f"Invalid applicant data: {exc}") from None
+            raise InvalidApplicantData(exc.violations) from None
         explanation = self.fast.explain(applicants)
         if self.inference == "sklearn":
             risk = self.pipeline.predict_proba(applicants.to_frame())[:, 1].astype("float64")
@@ -200,6 +202,6 @@ class CreditScoreModel(PythonModel):
         columns = decide(risk, self.threshold)
         columns["reasons"] = principal_reasons(explanation.contributions)
         columns["model_run_id"] = [self.run_id] * len(risk)
-        # NB: one DataFrame built once from columns already in OUTPUT_COLUMNS order: assigning
-        # column by column, or passing `columns=`, costs more than the trees for one applicant.
-        return pd.DataFrame(columns)
+        # NB: one DataFrame built once from a dict already in contract order: assigning column by
+        # column, or passing `columns=`, costs more than the trees for one applicant.
+        return pd.DataFrame(row_of(columns))

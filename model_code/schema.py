@@ -1,14 +1,14 @@
 """The applicant schema: the single source of truth every other stage derives from.
 
 Training, the synthetic generator, preprocessing, the MLflow signature, the pyfunc's input
-checks and the facade's request model are all built from ``FEATURES`` below. This module is
-stdlib-only on purpose: the facade imports it without mlflow, pandas or scikit-learn.
+checks, the reason codes and the facade's request model are all built from ``FEATURES`` (and
+the engineered ``RATIOS``) below. This module is stdlib-only on purpose: the facade imports it
+without mlflow, pandas or scikit-learn.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -16,8 +16,16 @@ Kind = Literal["integer", "number", "category"]
 
 
 @dataclass(frozen=True)
+class Reason:
+    """A stable adverse-action reason: its code and its plain-language text (``model_code.reasons``)."""
+
+    code: str
+    description: str
+
+
+@dataclass(frozen=True)
 class Feature:
-    """One applicant field: its type, its allowed values and what it means."""
+    """One applicant field: its type, its allowed values, what it means and the reason it is reported as."""
 
     name: str
     kind: Kind
@@ -26,6 +34,9 @@ class Feature:
     maximum: float | None = None
     categories: tuple[str, ...] = field(default=())
     unit: str = ""
+    # NB: what this field's share of the risk is called in a decision's principal reasons; its
+    # one-hot columns, for a category, report under the same reason.
+    reason: Reason = field(kw_only=True)
 
     @property
     def is_numeric(self) -> bool:
@@ -75,7 +86,15 @@ LOAN_INTENTS: Final = (
 HOME_OWNERSHIPS: Final = ("RENT", "OWN", "MORTGAGE", "OTHER")
 
 FEATURES: Final[tuple[Feature, ...]] = (
-    Feature("age", "integer", "Applicant age in years.", 18, 100, unit="years"),
+    Feature(
+        "age",
+        "integer",
+        "Applicant age in years.",
+        18,
+        100,
+        unit="years",
+        reason=Reason("AGE", "Age of applicant"),
+    ),
     Feature(
         "income",
         "number",
@@ -83,6 +102,7 @@ FEATURES: Final[tuple[Feature, ...]] = (
         0,
         10_000_000,
         unit="currency units per year",
+        reason=Reason("INCOME", "Income level"),
     ),
     Feature(
         "employment_length",
@@ -91,6 +111,7 @@ FEATURES: Final[tuple[Feature, ...]] = (
         0,
         60,
         unit="years",
+        reason=Reason("EMPLOYMENT_LENGTH", "Length of employment"),
     ),
     Feature(
         "loan_amount",
@@ -99,18 +120,21 @@ FEATURES: Final[tuple[Feature, ...]] = (
         500,
         1_000_000,
         unit="currency units",
+        reason=Reason("LOAN_AMOUNT", "Amount of credit requested"),
     ),
     Feature(
         "loan_intent",
         "category",
         "What the loan is for.",
         categories=LOAN_INTENTS,
+        reason=Reason("LOAN_INTENT", "Purpose of the loan"),
     ),
     Feature(
         "home_ownership",
         "category",
         "Housing situation.",
         categories=HOME_OWNERSHIPS,
+        reason=Reason("HOME_OWNERSHIP", "Housing situation"),
     ),
     Feature(
         "credit_history_length",
@@ -119,6 +143,7 @@ FEATURES: Final[tuple[Feature, ...]] = (
         0,
         80,
         unit="years",
+        reason=Reason("CREDIT_HISTORY_LENGTH", "Length of credit history"),
     ),
     Feature(
         "num_credit_lines",
@@ -126,6 +151,7 @@ FEATURES: Final[tuple[Feature, ...]] = (
         "Open credit lines (cards, loans).",
         0,
         100,
+        reason=Reason("NUM_CREDIT_LINES", "Number of open credit lines"),
     ),
     Feature(
         "derogatory_marks",
@@ -133,6 +159,7 @@ FEATURES: Final[tuple[Feature, ...]] = (
         "Derogatory public records and serious delinquencies.",
         0,
         50,
+        reason=Reason("DEROGATORY_MARKS", "Number of derogatory marks"),
     ),
     Feature(
         "total_debt",
@@ -141,6 +168,7 @@ FEATURES: Final[tuple[Feature, ...]] = (
         0,
         10_000_000,
         unit="currency units",
+        reason=Reason("TOTAL_DEBT", "Amount of existing debt"),
     ),
 )
 
@@ -149,19 +177,49 @@ FEATURE_NAMES: Final = tuple(f.name for f in FEATURES)
 NUMERIC_FEATURES: Final = tuple(f.name for f in FEATURES if f.is_numeric)
 CATEGORICAL_FEATURES: Final = tuple(f.name for f in FEATURES if not f.is_numeric)
 
-APPROVED: Final = "APPROVED"
-REJECTED: Final = "REJECTED"
 
-# NB: the pyfunc's output columns, in order; the facade maps them to its response schema.
-OUTPUT_COLUMNS: Final = (
-    "prediction",
-    "approval_probability",
-    "rejection_probability",
-    "risk_score",
-    "confidence",
-    "credit_score",
-    "reasons",
-    "model_run_id",
+@dataclass(frozen=True)
+class Ratio:
+    """An engineered feature the model is built on, computed from applicant fields.
+
+    ``model_code.preprocessing`` implements each ratio by its name; here it is declared with the
+    fields it reads and the reason its share of the risk is reported as.
+    """
+
+    name: str
+    description: str
+    inputs: tuple[str, ...]
+    reason: Reason
+
+
+RATIOS: Final[tuple[Ratio, ...]] = (
+    Ratio(
+        "debt_to_income",
+        "Existing debt over income.",
+        ("total_debt", "income"),
+        Reason("DEBT_TO_INCOME", "Existing debt is high relative to income"),
+    ),
+    Ratio(
+        "loan_to_income",
+        "Requested principal over income.",
+        ("loan_amount", "income"),
+        Reason("LOAN_TO_INCOME", "Amount of credit requested is high relative to income"),
+    ),
+    Ratio(
+        "total_debt_with_loan_to_income",
+        "Existing debt plus the requested principal, over income.",
+        ("total_debt", "loan_amount", "income"),
+        Reason(
+            "TOTAL_OBLIGATIONS_TO_INCOME", "Total obligations including this loan are high relative to income"
+        ),
+    ),
+    Ratio(
+        "history_to_adult_years",
+        "Credit history over the years since 17.",
+        ("credit_history_length", "age"),
+        # NB: the share of a history short for one's age is reported as the credit history's.
+        FEATURES_BY_NAME["credit_history_length"].reason,
+    ),
 )
 
 # The README's two applicants: the first is a clear approval, the second a clear rejection
@@ -192,14 +250,3 @@ EXAMPLE_APPLICANTS: Final[dict[str, dict[str, object]]] = {
         "total_debt": 30000.0,
     },
 }
-
-
-def violations(record: Mapping[str, object]) -> list[tuple[str, str]]:
-    """Every (field, rule) that ``record`` breaks: missing, unknown or disallowed values."""
-    problems = [(f.name, "is required") for f in FEATURES if f.name not in record]
-    problems += [(name, "is not an applicant field") for name in record if name not in FEATURES_BY_NAME]
-    for name, value in record.items():
-        feature = FEATURES_BY_NAME.get(name)
-        if feature is not None and (rule := feature.violation(value)) is not None:
-            problems.append((name, rule))
-    return problems

@@ -1,8 +1,9 @@
 """Input checks the pyfunc runs before scoring: every rule of ``model_code.schema``, on numpy arrays.
 
-Messages name the field, the rule and the offending row numbers, never the submitted values:
-they reach the scoring server's error body and its logs. The checked values come back as plain
-arrays (numbers as float64, categories as codes), which the fast inference path uses directly.
+A refusal names the field, the rule and the offending row numbers (``model_code.contract.Violation``),
+never the submitted values: it reaches the scoring server's error body and its logs. The checked
+values come back as plain arrays (numbers as float64, categories as codes), which the fast
+inference path uses directly.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from model_code.contract import Violation, describe
 from model_code.schema import CATEGORICAL_FEATURES, FEATURES, FEATURES_BY_NAME, NUMERIC_FEATURES, Feature
 
-_MAX_ROWS_LISTED = 5
 FEATURE_NAMES_SET = frozenset(f.name for f in FEATURES)
 _MINIMUM = {f.name: f.minimum for f in FEATURES if f.is_numeric}
 _MAXIMUM = {f.name: f.maximum for f in FEATURES if f.is_numeric}
@@ -26,18 +27,11 @@ _CODES = {
 
 
 class InvalidApplicants(ValueError):
-    """Raised with every (field, rule, rows) that a batch of applicants breaks."""
+    """Raised with every rule (field, rule, rows) that a batch of applicants breaks."""
 
-    def __init__(self, problems: list[tuple[str, str, list[int]]]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(_describe(*p) for p in problems))
-
-
-def _describe(name: str, rule: str, rows: list[int]) -> str:
-    shown = ", ".join(str(r) for r in rows[:_MAX_ROWS_LISTED])
-    more = f" and {len(rows) - _MAX_ROWS_LISTED} more" if len(rows) > _MAX_ROWS_LISTED else ""
-    where = f" (row {shown}{more})" if rows else ""
-    return f"{name} {rule}{where}"
+    def __init__(self, violations: list[Violation]) -> None:
+        self.violations = violations
+        super().__init__(describe(violations))
 
 
 @dataclass(frozen=True)
@@ -132,7 +126,7 @@ def _validate_rows(frame: pd.DataFrame) -> Applicants:
     if bad:
         raise InvalidApplicants(
             [
-                (name, "is required" if not rows else FEATURES_BY_NAME[name].rule(), rows)
+                Violation(name, "is required" if not rows else FEATURES_BY_NAME[name].rule(), tuple(rows))
                 for name, rows in bad.items()
             ]
         )
@@ -140,7 +134,7 @@ def _validate_rows(frame: pd.DataFrame) -> Applicants:
 
 
 def _validate_columns(frame: pd.DataFrame) -> Applicants:
-    problems: list[tuple[str, str, list[int]]] = []
+    violations: list[Violation] = []
     # NB: one pass over the columns: indexing a DataFrame by name costs ~15 µs a column.
     columns = {name: frame[name].to_numpy() for name in FEATURE_NAMES_SET.intersection(frame.columns)}
     n_rows = len(frame)
@@ -148,7 +142,7 @@ def _validate_columns(frame: pd.DataFrame) -> Applicants:
     codes = np.zeros((n_rows, len(CATEGORICAL_FEATURES)), dtype=np.int64)
     for feature in FEATURES:
         if feature.name not in columns:
-            problems.append((feature.name, "is required", []))
+            violations.append(Violation(feature.name, "is required"))
             continue
         values = columns[feature.name]
         if feature.is_numeric:
@@ -159,7 +153,7 @@ def _validate_columns(frame: pd.DataFrame) -> Applicants:
             bad = found < 0
             codes[:, CATEGORICAL_FEATURES.index(feature.name)] = found
         if bad.any():
-            problems.append((feature.name, feature.rule(), np.flatnonzero(bad).tolist()))
-    if problems:
-        raise InvalidApplicants(problems)
+            violations.append(Violation(feature.name, feature.rule(), tuple(np.flatnonzero(bad).tolist())))
+    if violations:
+        raise InvalidApplicants(violations)
     return Applicants(numeric, codes)

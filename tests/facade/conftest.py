@@ -7,12 +7,19 @@ from collections.abc import Callable, Iterator
 import pytest
 import respx
 import stamina
-from facade_fakes import RUN_BODY, SCORING_URL, TRACKING_URI, fake_model, run_artifacts, search_versions
 from fastapi.testclient import TestClient
 
 from facade.core.config import Settings, get_settings
 from facade.main import create_app
-from tests.integration.figures import record, write_summary
+from tests.facade.facade_fakes import (
+    RUN_BODY,
+    SCORING_URL,
+    TRACKING_URI,
+    fake_model,
+    run_artifacts,
+    search_versions,
+)
+from tests.figures import record, write_summary
 
 
 @pytest.fixture(autouse=True)

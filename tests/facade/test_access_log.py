@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from facade_fakes import APPROVED
 from fastapi.testclient import TestClient
 
 from facade.core.logs import JsonFormatter, logging_config
+from tests.facade.facade_fakes import APPROVED
 
 # NB: values no other part of a request or a log line would contain by chance.
 PRIVATE = {**APPROVED, "income": 76543.21, "loan_amount": 12345.67, "total_debt": 9876.54}

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 import respx
-from facade_fakes import APPROVED
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from facade.core.config import Settings
 from facade.core.security import ApiKeys
 from facade.main import create_app
+from tests.facade.facade_fakes import APPROVED
 
 KEY = "k3y-0f-the-scoring-app-2f9d1c"
 OTHER_KEY = "an0ther-valid-key-7d1e9a0b"

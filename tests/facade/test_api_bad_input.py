@@ -7,8 +7,9 @@ from typing import NamedTuple
 
 import pytest
 import respx
-from facade_fakes import APPROVED
 from fastapi.testclient import TestClient
+
+from tests.facade.facade_fakes import APPROVED
 
 AGE_RULE = "must be an integer between 18 and 100"
 INCOME_RULE = "must be a finite number between 0 and 10,000,000"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 import respx
-from facade_fakes import RUN_2, UNREGISTERED_RUN, fake_model
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
+
+from tests.facade.facade_fakes import RUN_2, UNREGISTERED_RUN, fake_model
 
 
 def test_health_is_ok_without_calling_upstream(client: TestClient, upstream: respx.MockRouter) -> None:

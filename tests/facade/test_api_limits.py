@@ -10,12 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 import respx
-from facade_fakes import APPROVED, fake_model
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from facade.core.config import Settings
 from facade.main import create_app
+from tests.facade.facade_fakes import APPROVED, fake_model
 
 PREDICT = "/api/v1/predict"
 BATCH = "/api/v1/predict/batch"

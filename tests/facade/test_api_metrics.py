@@ -7,10 +7,11 @@ import subprocess
 
 import pytest
 import respx
-from facade_fakes import APPROVED, REJECTED, UNREGISTERED_RUN, fake_model
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.facade.facade_fakes import APPROVED, REJECTED, UNREGISTERED_RUN, fake_model
 
 
 def sample(name: str, **labels: str) -> float:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import httpx
 import respx
-from facade_fakes import MODEL_CARD, RUN_1, RUN_2, UNREGISTERED_RUN, fake_model
 from fastapi.testclient import TestClient
+
+from tests.facade.facade_fakes import MODEL_CARD, RUN_1, RUN_2, UNREGISTERED_RUN, fake_model
 
 
 def test_model_card_is_the_served_runs_markdown(client: TestClient, upstream: respx.MockRouter) -> None:

@@ -6,10 +6,10 @@ from datetime import datetime, timedelta
 
 import httpx
 import respx
-from facade_fakes import RUN_1, RUN_2, fake_model
 from fastapi.testclient import TestClient
 
 from model_code.schema import FEATURE_NAMES
+from tests.facade.facade_fakes import RUN_1, RUN_2, fake_model
 
 
 def test_model_info_describes_the_served_version(client: TestClient, upstream: respx.MockRouter) -> None:

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 
 import pytest
 import respx
-from facade_fakes import APPROVED, BASE_RISK, REJECTED, RUN_2, fake_model, risk, scored
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from model_code.reasons import credit_score
+from tests.facade.facade_fakes import APPROVED, BASE_RISK, REJECTED, RUN_2, fake_model, risk, scored
 
 PREDICTION_FIELDS = {
     "application_id",

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import respx
-from facade_fakes import APPROVED, fake_model
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from facade.core.config import Settings
 from facade.main import create_app
+from tests.facade.facade_fakes import APPROVED, fake_model
 
 PREDICT = "/api/v1/predict"
 READY = "/api/v1/health/ready"

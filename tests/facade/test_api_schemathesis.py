@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import pytest
 import respx
 import schemathesis
-from facade_fakes import RUN_BODY, SCORING_URL, TRACKING_URI, fake_model, run_artifacts, search_versions
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import CHECKS
 from schemathesis.config import SchemathesisConfig
@@ -19,7 +18,15 @@ from schemathesis.python.asgi import shutdown_lifespans
 
 from facade.core.config import Settings
 from facade.main import create_app
-from tests.integration.figures import record
+from tests.facade.facade_fakes import (
+    RUN_BODY,
+    SCORING_URL,
+    TRACKING_URI,
+    fake_model,
+    run_artifacts,
+    search_versions,
+)
+from tests.figures import record
 
 MAX_EXAMPLES = 50
 API_KEY = "schemathesis-key-0123456789"

@@ -7,11 +7,12 @@ import logging
 import httpx
 import pytest
 import respx
-from facade_fakes import APPROVED, REJECTED, RUN_1, UNREGISTERED_RUN, fake_model, scored
 from fastapi.testclient import TestClient
 
 from facade.core.config import Settings
 from facade.main import create_app
+from model_code.contract import Violation, refusal
+from tests.facade.facade_fakes import APPROVED, REJECTED, RUN_1, UNREGISTERED_RUN, fake_model, scored
 
 # NB: a value from the submitted applicant, as an upstream error body would echo it.
 ECHOED_VALUE = "75000.0"
@@ -81,15 +82,12 @@ def test_upstream_500_is_502_without_its_body(
 
 
 def test_model_rejection_is_422_naming_the_field(client: TestClient, upstream: respx.MockRouter) -> None:
-    upstream["invocations"].respond(
-        400,
-        json={
-            "error_code": "INVALID_PARAMETER_VALUE",
-            "message": "Invalid applicant data: age must be an integer between 18 and 100 (row 0); "
-            "colour must be 75000.0 (row 0); total_debt is required",
-            "stack_trace": STACK_TRACE,
-        },
-    )
+    violations = [
+        Violation("age", "must be an integer between 18 and 100", (0,)),
+        Violation("colour", f"must be {ECHOED_VALUE}", (0,)),
+        Violation("total_debt", "is required"),
+    ]
+    upstream["invocations"].respond(400, json={**refusal(violations), "stack_trace": STACK_TRACE})
 
     response = client.post("/api/v1/predict", json=APPROVED)
 

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import respx
-from facade_fakes import RUN_1, RUN_2, TRACKING_URI, fake_model, reference_body
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -25,6 +24,7 @@ from facade.main import create_app
 from facade.registry import RegistryClient
 from model_code.drift import PSI_MODERATE, PSI_SIGNIFICANT, REFERENCE_ARTIFACT
 from model_code.schema import FEATURE_NAMES
+from tests.facade.facade_fakes import RUN_1, RUN_2, TRACKING_URI, fake_model, reference_body
 from training.data import TARGET, generate_applicants
 
 WINDOW = 1000

@@ -8,11 +8,11 @@ import time
 
 import respx
 import uvicorn
-from facade_fakes import APPROVED
 from fastapi.testclient import TestClient
 
 from facade.__main__ import DrainingServer
 from facade.core.lifecycle import Lifecycle
+from tests.facade.facade_fakes import APPROVED
 
 
 def server(drain_seconds: float) -> tuple[DrainingServer, Lifecycle]:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.integration.figures import record, write_summary
+from tests.figures import record, write_summary
 
 
 @pytest.fixture

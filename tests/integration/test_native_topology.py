@@ -20,7 +20,7 @@ import yaml
 
 from model_code.schema import EXAMPLE_APPLICANTS
 from scripts.processes import PROJECT_ROOT, ManagedProcess, free_port
-from tests.integration.figures import record
+from tests.figures import record
 from tests.integration.servers import Postgres, Stack
 
 pytestmark = [

@@ -5,9 +5,15 @@ from __future__ import annotations
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from model_code.pyfunc import score
-from model_code.schema import APPROVED, EXAMPLE_APPLICANTS, REJECTED
+from model_code.contract import APPROVED, REJECTED
+from model_code.pyfunc import decide
+from model_code.schema import EXAMPLE_APPLICANTS
 from training.data import TARGET, generate_applicants
+
+
+def score(pipeline: Pipeline, applicants: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Decisions through the scikit-learn pipeline (the reference path; class 1 is default)."""
+    return pd.DataFrame(decide(pipeline.predict_proba(applicants)[:, 1].astype("float64"), threshold))
 
 
 def _mean_risk(pipeline: Pipeline, frame: pd.DataFrame) -> float:

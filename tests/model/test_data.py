@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from model_code.schema import violations
+from tests.model.schema_rules import violations
 from training.data import TARGET, generate_applicants
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.pipeline import Pipeline
 
-from model_code.fast import WALK_MAX_ROWS, FastPipeline, encode, encoded_feature_names
+from model_code.fast import FastPipeline, encode, encoded_feature_names
 from model_code.validation import validate
 from training.data import TARGET, generate_applicants
 
@@ -22,14 +22,15 @@ def test_probabilities_equal_scikit_learn_on_100000_rows(
     applicants = validate(generate_applicants(100_000, seed=31).drop(columns=[TARGET]))
 
     expected = small_pipeline.predict_proba(applicants.to_frame())[:, 1]
-    got = fast.predict_risk(applicants)
+    got = fast.explain(applicants).risk
 
     assert np.max(np.abs(got - expected)) <= 1e-9
     assert ((got >= 0.5) == (expected >= 0.5)).all()
 
 
-@pytest.mark.parametrize("n_rows", [1, 2, WALK_MAX_ROWS - 1, WALK_MAX_ROWS])
-def test_both_tree_walks_agree_with_scikit_learn_at_any_batch_size(
+# NB: explain walks the forest in chunks of 2048 rows: one row, a few, and either side of a chunk.
+@pytest.mark.parametrize("n_rows", [1, 2, 2048, 2049])
+def test_the_tree_walk_agrees_with_scikit_learn_at_any_batch_size(
     small_pipeline: Pipeline, fast: FastPipeline, n_rows: int
 ) -> None:
     applicants = validate(
@@ -38,7 +39,7 @@ def test_both_tree_walks_agree_with_scikit_learn_at_any_batch_size(
 
     expected = small_pipeline.predict_proba(applicants.to_frame())[:, 1]
 
-    np.testing.assert_array_equal(fast.predict_risk(applicants), expected)
+    np.testing.assert_array_equal(fast.explain(applicants).risk, expected)
 
 
 def test_inputs_on_and_next_to_split_thresholds_round_like_scikit_learn(
@@ -54,7 +55,8 @@ def test_inputs_on_and_next_to_split_thresholds_round_like_scikit_learn(
 
     expected = small_pipeline.named_steps["model"].predict_proba(rows)[:, 1]
 
-    np.testing.assert_array_equal(fast.forest.predict_positive(rows), expected)
+    risk, _, _ = fast.forest.contributions(rows)
+    np.testing.assert_array_equal(risk, expected)
 
 
 def test_fast_encoder_layout_is_the_column_transformers(small_pipeline: Pipeline) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from model_code.contract import OUTPUT_COLUMNS
 from model_code.preprocessing import ENGINEERED_FEATURES, build_preprocessor
 from model_code.pyfunc import signature
 from model_code.schema import (
@@ -15,9 +16,8 @@ from model_code.schema import (
     FEATURE_NAMES,
     FEATURES,
     NUMERIC_FEATURES,
-    OUTPUT_COLUMNS,
-    violations,
 )
+from tests.model.schema_rules import violations
 from training.data import TARGET, generate_applicants
 from training.main import RUNTIME_PACKAGES, runtime_requirements
 

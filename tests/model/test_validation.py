@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
+from model_code.contract import OUTPUT_COLUMNS
 from model_code.fast import FastPipeline
 from model_code.pyfunc import CreditScoreModel, model_input
-from model_code.schema import EXAMPLE_APPLICANTS, OUTPUT_COLUMNS
+from model_code.schema import EXAMPLE_APPLICANTS
 
 GOOD = EXAMPLE_APPLICANTS["approved"]
 

@@ -57,13 +57,13 @@ def main() -> None:
     settings = get_settings()
     app = create_app(settings)
     # NB: one worker per process: uvicorn with 2+ workers adds about 40 ms to every keep-alive
-    # request here (see DESIGN.md); scale by processes or containers instead.
+    # request (docs/architecture.md); scale by processes or containers instead.
     config = uvicorn.Config(
         app,
         host=settings.HOST,
         port=settings.PORT,
         proxy_headers=False,
-        log_config=logging_config("DEBUG" if settings.DEBUG else settings.LOG_LEVEL),
+        log_config=logging_config(settings.log_level),
         access_log=False,
         timeout_graceful_shutdown=settings.SHUTDOWN_GRACE_SECONDS,
     )

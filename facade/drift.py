@@ -19,8 +19,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from facade.core.errors import RegistryUnavailable
-from facade.registry import RegistryClient
+from facade.errors import RegistryUnavailable
+from facade.upstream.registry import RegistryClient
 from model_code.drift import REFERENCE_ARTIFACT, SCORE_KEY, psi_by_feature
 from model_code.schema import FEATURES
 
@@ -108,14 +108,6 @@ class DriftMonitor:
         # NB: PSI is recomputed only when the window changed since the last scrape.
         self._observed = 0
         self._computed: tuple[int, str, dict[str, float]] | None = None
-
-    @property
-    def run_id(self) -> str | None:
-        """The run whose answers fill the window now."""
-        return self._run_id
-
-    def __len__(self) -> int:
-        return len(self._window)
 
     def observe(
         self, run_id: str, applications: Sequence[Mapping[str, object]], risks: Sequence[float]

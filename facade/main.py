@@ -10,41 +10,42 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import lru_cache, partial
-from typing import Any, TypedDict
+from functools import lru_cache
+from typing import TypedDict
 
 import httpx
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from facade.api.main import api_router
+from facade.api.openapi import openapi_for
 from facade.api.routes import metrics
-from facade.batching import MicroBatcher
-from facade.breaker import CircuitBreaker
+from facade.api.validation import install_validation_handler
 from facade.core.config import Settings, get_settings
-from facade.core.errors import PROBLEM_MEDIA_TYPE, install_error_handlers
+from facade.core.handlers import install_problem_handlers
 from facade.core.lifecycle import Lifecycle
 from facade.core.limits import InFlightLimiter
-from facade.core.metrics import CIRCUIT_OPEN, DRIFT_PSI
 from facade.core.middleware import (
-    AccessLogMiddleware,
     BodySizeLimitMiddleware,
-    MetricsMiddleware,
+    InstrumentationMiddleware,
     UnhandledErrorMiddleware,
 )
 from facade.core.security import ApiKeys
 from facade.drift import DriftMonitor
-from facade.registry import RegistryClient
-from facade.scoring import ScoringClient
-from facade.service import ScoredOne, score_each
+from facade.metrics import DRIFT_PSI, MODEL_LOADED, PREDICTIONS_IN_FLIGHT
+from facade.service import Batching, PredictionService
+from facade.upstream.breaker import CircuitBreaker
+from facade.upstream.metrics import CIRCUIT_OPEN
+from facade.upstream.registry import RegistryClient
+from facade.upstream.scoring import ScoringClient
 
 API_PREFIX = "/api/v1"
+# Where /docs and /redoc load Swagger UI and ReDoc from: this app, not a CDN (fastapi-offline ships them).
+DOCS_ASSETS = "/docs/assets"
 
 
 class State(TypedDict):
-    scoring: ScoringClient
-    registry: RegistryClient
-    drift: DriftMonitor
-    batcher: MicroBatcher[ScoredOne] | None
+    service: PredictionService
 
 
 @asynccontextmanager
@@ -62,7 +63,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
     connections = settings.MAX_IN_FLIGHT + 4
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     breaker = CircuitBreaker(settings.BREAKER_FAILURE_THRESHOLD, settings.BREAKER_COOL_DOWN_SECONDS)
-    CIRCUIT_OPEN.set(0)
     # NB: trust_env=False: both upstreams are internal services; an HTTP(S)_PROXY meant for
     # outbound traffic must not capture them.
     async with (
@@ -73,95 +73,70 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
             base_url=settings.MLFLOW_TRACKING_URI, timeout=timeout, trust_env=False
         ) as registry_http,
     ):
-        scoring = ScoringClient(scoring_http, breaker, settings.UPSTREAM_RETRY_ATTEMPTS)
         registry = RegistryClient(registry_http, settings.MODEL_NAME)
         drift = DriftMonitor(registry, settings.DRIFT_WINDOW_SIZE, settings.DRIFT_MIN_SAMPLES)
+        service = PredictionService(
+            ScoringClient(scoring_http, breaker, settings.UPSTREAM_RETRY_ATTEMPTS),
+            registry,
+            drift,
+            _batching(settings),
+        )
+        # NB: the gauges read the state they mirror at scrape time; the last app started is the one
+        # a process exports (one per process outside tests).
+        limiter: InFlightLimiter = app.state.limiter
+        CIRCUIT_OPEN.set_function(lambda: float(breaker.failing_fast))
+        MODEL_LOADED.set_function(lambda: float(service.model_loaded))
+        PREDICTIONS_IN_FLIGHT.set_function(lambda: float(limiter.in_flight))
         DRIFT_PSI.attach(drift.psi)
-        batcher: MicroBatcher[ScoredOne] | None = None
-        if settings.MICROBATCH_ENABLED:
-            batcher = MicroBatcher(
-                partial(score_each, scoring, registry, drift),
-                max_rows=settings.MICROBATCH_MAX_ROWS,
-                max_wait=settings.MICROBATCH_MAX_WAIT_MS / 1000,
-                max_concurrency=settings.MICROBATCH_MAX_CONCURRENCY,
-            )
-            batcher.start()
+        service.start()
         try:
-            yield {"scoring": scoring, "registry": registry, "drift": drift, "batcher": batcher}
+            yield {"service": service}
         finally:
             DRIFT_PSI.detach(drift.psi)
-            if batcher is not None:
-                await batcher.stop()
+            await service.stop()
+
+
+def _batching(settings: Settings) -> Batching | None:
+    if not settings.MICROBATCH_ENABLED:
+        return None
+    return Batching(
+        max_rows=settings.MICROBATCH_MAX_ROWS,
+        max_wait=settings.MICROBATCH_MAX_WAIT_MS / 1000,
+        max_concurrency=settings.MICROBATCH_MAX_CONCURRENCY,
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the facade app; ``settings`` defaults to the environment's."""
     settings = settings or get_settings()
-    logging.getLogger("facade").setLevel("DEBUG" if settings.DEBUG else settings.LOG_LEVEL)
+    logging.getLogger("facade").setLevel(settings.log_level)
     # NB: DEBUG is deliberately not passed to FastAPI: Starlette's debug mode answers 500s
-    # with a traceback, which can quote applicant data.
-    app = FastAPI(
+    # with a traceback, which can quote applicant data. FastAPIOffline is FastAPI whose /docs and
+    # /redoc load their assets from this app instead of a CDN, so they work in a closed network;
+    # validatorUrl=None keeps Swagger UI from asking swagger.io to validate the document.
+    app = FastAPIOffline(
         title=settings.APP_NAME,
         version=settings.APP_VERSION,
         description="Credit decisions from the registered credit-score model served by MLflow.",
         lifespan=lifespan,
+        static_url=DOCS_ASSETS,
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
     app.state.api_keys = ApiKeys(settings.api_keys)
     app.state.limiter = InFlightLimiter(settings.MAX_IN_FLIGHT)
     app.state.lifecycle = Lifecycle()
-    # NB: the last added middleware is the outermost: the access log and the metrics also see the
-    # 413s of the body cap and the 500s produced inside.
+    # NB: the last added middleware is the outermost: the instrumentation also sees the 413s of the
+    # body cap and the 500s produced inside.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES)
     app.add_middleware(UnhandledErrorMiddleware)
-    app.add_middleware(MetricsMiddleware)
-    app.add_middleware(AccessLogMiddleware)
-    install_error_handlers(app)
+    app.add_middleware(InstrumentationMiddleware)
+    install_problem_handlers(app)
+    install_validation_handler(app)
     app.include_router(api_router, prefix=API_PREFIX)
     app.include_router(metrics.router)
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = _with_problem_media_type(FastAPI.openapi(app))
-            schema = _with_batch_cap(schema, settings.MAX_BATCH_SIZE)
-            if not settings.api_keys:
-                schema = _without_security(schema)
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi_for(app, settings)  # type: ignore[method-assign]
     return app
-
-
-def _with_problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:
-    """Declare error responses as application/problem+json, which is what the handlers send.
-
-    NB: FastAPI files every ``responses=`` model under the route's own media type (JSON, or
-    Markdown for the model card).
-    """
-    for operations in schema.get("paths", {}).values():
-        for operation in operations.values():
-            for status, response in operation.get("responses", {}).items():
-                content = response.get("content", {})
-                if int(status) >= 400 and len(content) == 1:
-                    response["content"] = {PROBLEM_MEDIA_TYPE: next(iter(content.values()))}
-    return schema
-
-
-def _with_batch_cap(schema: dict[str, Any], cap: int) -> dict[str, Any]:
-    """Publish MAX_BATCH_SIZE as the batch's maxItems: a client can see the cap it will meet."""
-    applications = schema["components"]["schemas"]["BatchIn"]["properties"]["applications"]
-    applications["maxItems"] = cap
-    return schema
-
-
-def _without_security(schema: dict[str, Any]) -> dict[str, Any]:
-    """With no API key configured nothing is checked, so the document declares no security either."""
-    for operations in schema.get("paths", {}).values():
-        for operation in operations.values():
-            operation.pop("security", None)
-    schema.get("components", {}).pop("securitySchemes", None)
-    return schema
 
 
 @lru_cache

@@ -1,7 +1,9 @@
 """Turns scoring-server answers into versioned predictions: where the truthful model_version is decided.
 
 The version is always mapped from the run id the scoring server returned in that very answer,
-never taken from configuration or remembered from an earlier answer.
+never taken from configuration or remembered from an earlier answer. Routes call the one
+``PredictionService`` the app owns; it calls the upstream clients (``facade.upstream``), counts
+decisions, feeds the drift window and knows whether the model was last seen served.
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from facade.core.errors import BadUpstreamResponse, ModelRejectedInput, NotReady, UpstreamError
-from facade.core.metrics import MODEL_LOADED, PREDICTION_DURATION, PREDICTIONS
+from facade.contract import ScoredRow
 from facade.drift import DriftMonitor
-from facade.registry import RegistryClient
-from facade.scoring import ScoredRow, ScoringClient
+from facade.errors import BadUpstreamResponse, ModelRejectedInput, NotReady, UpstreamError
+from facade.metrics import PREDICTION_DURATION, PREDICTIONS
+from facade.upstream.batching import MicroBatcher
+from facade.upstream.registry import RegistryClient
+from facade.upstream.scoring import ScoringClient
 from model_code.schema import EXAMPLE_APPLICANTS
+
+Application = Mapping[str, object]
 
 
 @dataclass(frozen=True)
@@ -27,38 +33,6 @@ class Scored:
     model_version: str
 
 
-def _single_run(rows: Sequence[ScoredRow]) -> str:
-    run_ids = {row.model_run_id for row in rows}
-    if len(run_ids) != 1:
-        raise BadUpstreamResponse("The scoring server's rows name different model runs.")
-    return run_ids.pop()
-
-
-async def score(
-    scoring: ScoringClient,
-    registry: RegistryClient,
-    drift: DriftMonitor,
-    applications: Sequence[Mapping[str, object]],
-) -> Scored:
-    """Score applications in one upstream call, count them under the version that answered, watch drift."""
-    try:
-        start = time.perf_counter()
-        rows = await scoring.predict(applications)
-        PREDICTION_DURATION.observe(time.perf_counter() - start)
-        run_id = _single_run(rows)
-        version = await registry.version_for_run(run_id)
-    except ModelRejectedInput:
-        raise  # NB: the model is served; it refused this input
-    except UpstreamError:
-        MODEL_LOADED.set(0)
-        raise
-    MODEL_LOADED.set(1)
-    for row in rows:
-        PREDICTIONS.labels(row.prediction, version).inc()
-    drift.observe(run_id, applications, [row.risk_score for row in rows])
-    return Scored(rows=rows, run_id=run_id, model_version=version)
-
-
 @dataclass(frozen=True)
 class ScoredOne:
     """One application's row and the registered version that scored it (what the batcher returns)."""
@@ -67,33 +41,101 @@ class ScoredOne:
     model_version: str
 
 
-async def score_each(
-    scoring: ScoringClient,
-    registry: RegistryClient,
-    drift: DriftMonitor,
-    applications: Sequence[Mapping[str, object]],
-) -> list[ScoredOne]:
-    """``score``, one result per application: the micro-batcher's upstream call."""
-    scored = await score(scoring, registry, drift, applications)
-    return [ScoredOne(row, scored.model_version) for row in scored.rows]
+@dataclass(frozen=True)
+class Batching:
+    """How single predictions are coalesced (the MICROBATCH_* settings)."""
+
+    max_rows: int
+    max_wait: float
+    max_concurrency: int
 
 
-async def warm_up(scoring: ScoringClient, registry: RegistryClient) -> Scored:
-    """Ping, score the README's approved applicant and name its version; NotReady with the reason if not.
+def _single_run(rows: Sequence[ScoredRow]) -> str:
+    run_ids = {row.model_run_id for row in rows}
+    if len(run_ids) != 1:
+        raise BadUpstreamResponse("The scoring server's rows name different model runs.")
+    return str(run_ids.pop())
 
-    NB: not counted in predictions_total nor added to the drift window: it is the service checking
-    itself, not a client decision.
-    """
-    step = "ping"
-    try:
-        await scoring.ping()
-        step = "warm-up prediction"
-        rows = await scoring.predict([EXAMPLE_APPLICANTS["approved"]])
-        run_id = _single_run(rows)
-        step = "version lookup"
-        version = await registry.version_for_run(run_id)
-    except UpstreamError as exc:
-        MODEL_LOADED.set(0)
-        raise NotReady(f"{step} failed: {exc.detail}") from exc
-    MODEL_LOADED.set(1)
-    return Scored(rows=rows, run_id=run_id, model_version=version)
+
+class PredictionService:
+    """Scores applications and names the registered version that answered; owns the micro-batcher."""
+
+    def __init__(
+        self,
+        scoring: ScoringClient,
+        registry: RegistryClient,
+        drift: DriftMonitor,
+        batching: Batching | None,
+    ) -> None:
+        self.scoring = scoring
+        self.registry = registry
+        self.drift = drift
+        # NB: what the model_loaded gauge mirrors: the last upstream answer found the model served
+        # and its version known.
+        self.model_loaded = False
+        self._batcher: MicroBatcher[ScoredOne] | None = None
+        if batching is not None:
+            self._batcher = MicroBatcher(
+                self._score_each,
+                max_rows=batching.max_rows,
+                max_wait=batching.max_wait,
+                max_concurrency=batching.max_concurrency,
+            )
+
+    def start(self) -> None:
+        if self._batcher is not None:
+            self._batcher.start()
+
+    async def stop(self) -> None:
+        if self._batcher is not None:
+            await self._batcher.stop()
+
+    async def score(self, applications: Sequence[Application]) -> Scored:
+        """Score in one upstream call, count the decisions under the version that answered, watch drift."""
+        try:
+            start = time.perf_counter()
+            rows = await self.scoring.predict(applications)
+            PREDICTION_DURATION.observe(time.perf_counter() - start)
+            run_id = _single_run(rows)
+            version = await self.registry.version_for_run(run_id)
+        except ModelRejectedInput:
+            raise  # NB: the model is served; it refused this input
+        except UpstreamError:
+            self.model_loaded = False
+            raise
+        self.model_loaded = True
+        for row in rows:
+            PREDICTIONS.labels(row.prediction, version).inc()
+        self.drift.observe(run_id, applications, [row.risk_score for row in rows])
+        return Scored(rows=rows, run_id=run_id, model_version=version)
+
+    async def score_one(self, application: Application) -> ScoredOne:
+        """Score one application, in whichever micro-batch it lands in when batching is on."""
+        if self._batcher is not None:
+            return await self._batcher.submit(application)
+        (one,) = await self._score_each([application])
+        return one
+
+    async def _score_each(self, applications: Sequence[Application]) -> list[ScoredOne]:
+        scored = await self.score(applications)
+        return [ScoredOne(row, scored.model_version) for row in scored.rows]
+
+    async def warm_up(self) -> Scored:
+        """Ping, score the README's approved applicant and name its version; NotReady with the reason if not.
+
+        NB: not counted in predictions_total nor added to the drift window: it is the service checking
+        itself, not a client decision.
+        """
+        step = "ping"
+        try:
+            await self.scoring.ping()
+            step = "warm-up prediction"
+            rows = await self.scoring.predict([EXAMPLE_APPLICANTS["approved"]])
+            run_id = _single_run(rows)
+            step = "version lookup"
+            version = await self.registry.version_for_run(run_id)
+        except UpstreamError as exc:
+            self.model_loaded = False
+            raise NotReady(f"{step} failed: {exc.detail}") from exc
+        self.model_loaded = True
+        return Scored(rows=rows, run_id=run_id, model_version=version)

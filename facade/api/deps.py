@@ -1,4 +1,4 @@
-"""FastAPI dependencies: settings, upstream clients, API keys and limits, as Annotated aliases.
+"""FastAPI dependencies: settings, the prediction service, API keys and limits, as Annotated aliases.
 
 NB: all ``async def``: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per
 dependency per request, which showed in the hot path's profile."""
@@ -11,17 +11,14 @@ from typing import Annotated, cast
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from facade.batching import MicroBatcher
 from facade.core.config import Settings
-from facade.core.errors import BatchTooLarge, Overloaded, Unauthorized, UnsupportedMediaType
 from facade.core.lifecycle import Lifecycle
 from facade.core.limits import InFlightLimiter
-from facade.core.metrics import PREDICTIONS_SHED
 from facade.core.security import ApiKeys
-from facade.drift import DriftMonitor
-from facade.registry import RegistryClient
-from facade.scoring import ScoringClient
-from facade.service import ScoredOne
+from facade.errors import BatchTooLarge, Overloaded, Unauthorized, UnsupportedMediaType
+from facade.metrics import PREDICTIONS_SHED
+from facade.service import PredictionService
+from facade.upstream.registry import RegistryClient
 
 API_KEY_HEADER = "X-API-Key"
 # NB: auto_error=False: a missing key must become the facade's own 401 problem, and only when
@@ -40,20 +37,12 @@ async def get_app_settings(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
 
 
-async def get_scoring(request: Request) -> ScoringClient:
-    return cast(ScoringClient, request.state.scoring)
+async def get_service(request: Request) -> PredictionService:
+    return cast(PredictionService, request.state.service)
 
 
 async def get_registry(request: Request) -> RegistryClient:
-    return cast(RegistryClient, request.state.registry)
-
-
-async def get_drift(request: Request) -> DriftMonitor:
-    return cast(DriftMonitor, request.state.drift)
-
-
-async def get_batcher(request: Request) -> MicroBatcher[ScoredOne] | None:
-    return cast("MicroBatcher[ScoredOne] | None", request.state.batcher)
+    return cast(RegistryClient, request.state.service.registry)
 
 
 async def get_lifecycle(request: Request) -> Lifecycle:
@@ -62,10 +51,8 @@ async def get_lifecycle(request: Request) -> Lifecycle:
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
-ScoringDep = Annotated[ScoringClient, Depends(get_scoring)]
+ServiceDep = Annotated[PredictionService, Depends(get_service)]
 RegistryDep = Annotated[RegistryClient, Depends(get_registry)]
-DriftDep = Annotated[DriftMonitor, Depends(get_drift)]
-BatcherDep = Annotated["MicroBatcher[ScoredOne] | None", Depends(get_batcher)]
 
 
 async def require_json(request: Request) -> None:

@@ -12,11 +12,10 @@ from urllib.parse import urlsplit
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from model_code.tracking import CHAMPION, STAGE_TO_ALIAS
+
 logger = logging.getLogger(__name__)
 
-# NB: MLflow deprecated registry stages in favour of aliases; training moves `champion` where
-# it used to promote to Production and `challenger` where it used Staging.
-STAGE_TO_ALIAS = {"production": "champion", "staging": "challenger"}
 # NB: a key travels in a header, so printable ASCII without spaces or commas; 16 characters at least
 # so that a placeholder such as "changeme" is refused rather than deployed.
 API_KEY_PATTERN = re.compile(r"[\x21-\x2b\x2d-\x7e]{16,}")
@@ -36,7 +35,7 @@ class Settings(BaseSettings):
 
     MLFLOW_TRACKING_URI: str = "http://127.0.0.1:5001"
     MODEL_NAME: str = "credit-score"
-    MODEL_ALIAS: str = "champion"
+    MODEL_ALIAS: str = CHAMPION
     MODEL_STAGE: str | None = Field(default=None, description="Deprecated: use MODEL_ALIAS.")
 
     SCORING_URL: str = "http://127.0.0.1:5002"
@@ -139,6 +138,11 @@ class Settings(BaseSettings):
         if self.DRIFT_MIN_SAMPLES > self.DRIFT_WINDOW_SIZE:
             raise ValueError("DRIFT_MIN_SAMPLES must not exceed DRIFT_WINDOW_SIZE")
         return self
+
+    @property
+    def log_level(self) -> str:
+        """The level of the facade's logs: DEBUG when DEBUG is on, else LOG_LEVEL."""
+        return "DEBUG" if self.DEBUG else self.LOG_LEVEL
 
     @property
     def api_keys(self) -> tuple[str, ...]:

@@ -6,8 +6,6 @@ in front of a single-worker scoring server only turns overload into timeouts for
 
 from __future__ import annotations
 
-from facade.core.metrics import PREDICTIONS_IN_FLIGHT
-
 
 class InFlightLimiter:
     """Admits a request while fewer than ``limit`` are in flight; no lock: one event loop, no awaits."""
@@ -20,9 +18,7 @@ class InFlightLimiter:
         if self.in_flight >= self.limit:
             return False
         self.in_flight += 1
-        PREDICTIONS_IN_FLIGHT.inc()
         return True
 
     def release(self) -> None:
         self.in_flight -= 1
-        PREDICTIONS_IN_FLIGHT.dec()

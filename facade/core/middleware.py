@@ -1,4 +1,8 @@
-"""Pure ASGI middleware around every request: access log, HTTP metrics, a last-resort 500, body cap.
+"""Pure ASGI middleware around every request: instrumentation, a last-resort 500, the body cap.
+
+Outermost first: ``InstrumentationMiddleware`` (request id, access log, HTTP metrics) sees every
+answer, including the 500s and 413s produced inside it; then ``UnhandledErrorMiddleware``; then
+``BodySizeLimitMiddleware`` in front of the app.
 
 NB: pure ASGI rather than ``BaseHTTPMiddleware``, which runs the app in a separate task and
 buffers the response.
@@ -14,12 +18,13 @@ import uuid
 
 from fastapi.routing import iter_route_contexts
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from facade.core.errors import BodyTooLarge, problem_response
 from facade.core.logs import ACCESS_LOGGER
 from facade.core.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, HTTP_REQUESTS_IN_FLIGHT
+from facade.core.problems import ProblemResponse, problem_response
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger(ACCESS_LOGGER)
@@ -38,8 +43,8 @@ def route_template(scope: Scope) -> str:
 
     NB: matched again here because ``scope["route"]`` holds the route as declared in its router,
     without the prefixes it was included under. A route matching by path but not by method
-    (a 405) still names its template. Matched once a request: the access log and the metrics
-    both ask, after the app has answered, and the scope keeps the answer.
+    (a 405) still names its template. Matched once a request (the scope keeps the answer): the
+    instrumentation and the last-resort 500 both ask.
     """
     if _ROUTE_TEMPLATE not in scope:
         scope[_ROUTE_TEMPLATE] = _match_template(scope)
@@ -62,13 +67,14 @@ def _method(scope: Scope) -> str:
     return str(scope["method"]) if scope["method"] in _KNOWN_METHODS else "OTHER"
 
 
-class AccessLogMiddleware:
-    """One structured log line per request, and an X-Request-ID header on every response.
+class InstrumentationMiddleware:
+    """Per request: an X-Request-ID on the response, one access log line, and the HTTP metrics.
 
-    The line holds the method, the route template (never the raw path or query), the status, the
-    latency in milliseconds, the request id and, when predictions were made, their application
-    ids, which the predict routes leave in ``request.state.application_ids``. Nothing from the
-    body is logged.
+    The log line holds the method, the route template (never the raw path or query), the status,
+    the latency in milliseconds, the request id and, when predictions were made, their application
+    ids, which the predict routes leave in ``request.state.application_ids``. Nothing from the body
+    is logged. The metrics count and time the request by method, endpoint (the same template) and
+    status.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -90,52 +96,27 @@ class AccessLogMiddleware:
                 message = {**message, "headers": [*message.get("headers", []), request_id_header]}
             await send(message)
 
+        HTTP_REQUESTS_IN_FLIGHT.inc()
         start = time.perf_counter()
         try:
             await self.app(scope, receive, send_with_request_id)
         finally:
+            elapsed = time.perf_counter() - start
+            HTTP_REQUESTS_IN_FLIGHT.dec()
+            # NB: read after the call: the router stores the matched route on the shared scope.
             method, route = _method(scope), route_template(scope)
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_REQUEST_DURATION.labels(method, route, str(status)).observe(elapsed)
             fields: dict[str, object] = {
                 "method": method,
                 "route": route,
                 "status": status,
-                "latency_ms": round((time.perf_counter() - start) * 1000, 2),
+                "latency_ms": round(elapsed * 1000, 2),
                 "request_id": request_id,
             }
             if application_ids := scope.get("state", {}).get("application_ids"):
                 fields["application_ids"] = application_ids
             access_logger.info("%s %s %d", method, route, status, extra=fields)
-
-
-class MetricsMiddleware:
-    """Counts and times every HTTP request by method, route template and status."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        method = _method(scope)
-        HTTP_REQUESTS_IN_FLIGHT.inc()
-        start = time.perf_counter()
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            HTTP_REQUESTS_IN_FLIGHT.dec()
-            # NB: read after the call: the router stores the matched route on the shared scope.
-            route = route_template(scope)
-            HTTP_REQUEST_DURATION.labels(method, route).observe(time.perf_counter() - start)
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
 
 
 class UnhandledErrorMiddleware:
@@ -174,6 +155,23 @@ class UnhandledErrorMiddleware:
                 return  # NB: too late for a problem body; the server closes the connection
             response = problem_response(scope["path"], 500, detail="An unexpected error occurred.")
             await response(scope, receive, send)
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """A body past MAX_BODY_BYTES, found while reading it.
+
+    NB: a Starlette HTTPException because FastAPI's body reader passes those on unchanged and
+    turns any other exception from ``receive`` into a 400.
+    """
+
+    title = "Request body too large"
+    slug = "body-too-large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, detail=f"The request body is larger than {limit:,} bytes.")
+
+    def response(self, request_path: str) -> ProblemResponse:
+        return problem_response(request_path, 413, title=self.title, slug=self.slug, detail=self.detail)
 
 
 class BodySizeLimitMiddleware:

@@ -10,6 +10,9 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
+# NB: the schemes a 401 names: the X-API-Key header, or the same key as a bearer token.
+WWW_AUTHENTICATE = 'ApiKey realm="credit-score", header="X-API-Key", Bearer realm="credit-score"'
+
 
 def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()

@@ -36,8 +36,9 @@ def test_contract_families_exist_with_their_labels(client: TestClient) -> None:
     families = scrape(client)
 
     # NB: the parser names counter families without the _total suffix.
-    assert {"method", "route", "status"} <= set(families["http_requests"][0])
-    assert {"method", "route"} <= set(families["http_request_duration_seconds"][0])
+    # NB: the seed's label names: by method, endpoint (the route template) and status.
+    assert {"method", "endpoint", "status"} <= set(families["http_requests"][0])
+    assert {"method", "endpoint", "status"} <= set(families["http_request_duration_seconds"][0])
     assert {"result", "model_version"} <= set(families["predictions"][0])
     for name in ("prediction_duration_seconds", "batch_prediction_size", "model_loaded"):
         assert families[name], name
@@ -69,26 +70,26 @@ def test_batch_size_and_prediction_duration_are_observed(client: TestClient) -> 
     assert sample("prediction_duration_seconds_count") == scorings + 2
 
 
-def test_route_label_is_the_template_never_the_raw_path(client: TestClient) -> None:
-    predict_ok = sample("http_requests_total", method="POST", route="/api/v1/predict", status="200")
-    unmatched = sample("http_requests_total", method="GET", route="<unmatched>", status="404")
+def test_endpoint_label_is_the_route_template_never_the_raw_path(client: TestClient) -> None:
+    predict_ok = sample("http_requests_total", method="POST", endpoint="/api/v1/predict", status="200")
+    unmatched = sample("http_requests_total", method="GET", endpoint="<unmatched>", status="404")
 
     client.post("/api/v1/predict", json=APPROVED)
     client.get("/api/v1/applicants/12345-secret")
 
     assert (
-        sample("http_requests_total", method="POST", route="/api/v1/predict", status="200") == predict_ok + 1
+        sample("http_requests_total", method="POST", endpoint="/api/v1/predict", status="200") == predict_ok + 1
     )
-    assert sample("http_requests_total", method="GET", route="<unmatched>", status="404") == unmatched + 1
+    assert sample("http_requests_total", method="GET", endpoint="<unmatched>", status="404") == unmatched + 1
     assert "12345-secret" not in client.get("/metrics").text
 
 
-def test_method_not_allowed_is_labelled_with_the_route(client: TestClient) -> None:
-    before = sample("http_requests_total", method="GET", route="/api/v1/predict", status="405")
+def test_method_not_allowed_is_labelled_with_the_route_template(client: TestClient) -> None:
+    before = sample("http_requests_total", method="GET", endpoint="/api/v1/predict", status="405")
 
     client.get("/api/v1/predict")
 
-    assert sample("http_requests_total", method="GET", route="/api/v1/predict", status="405") == before + 1
+    assert sample("http_requests_total", method="GET", endpoint="/api/v1/predict", status="405") == before + 1
 
 
 def test_upstream_errors_are_counted_by_kind(client: TestClient, upstream: respx.MockRouter) -> None:

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from facade.core.config import Settings
 from facade.drift import DriftMonitor, parse_reference
 from facade.main import create_app
-from facade.registry import RegistryClient
+from facade.upstream.registry import RegistryClient
 from model_code.drift import PSI_MODERATE, PSI_SIGNIFICANT, REFERENCE_ARTIFACT
 from model_code.schema import FEATURE_NAMES
 from tests.facade.facade_fakes import RUN_1, RUN_2, TRACKING_URI, fake_model, reference_body

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from facade.api.deps import LifecycleDep, RegistryDep, ScoringDep, SettingsDep
-from facade.core.errors import NotReady, problem_responses
+from facade.api.deps import LifecycleDep, ServiceDep, SettingsDep
+from facade.api.openapi import problem_responses
+from facade.errors import NotReady
 from facade.schemas import HealthPublic, ReadyPublic
-from facade.service import warm_up
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -22,14 +22,12 @@ async def health(settings: SettingsDep) -> HealthPublic:
 
 
 @router.get("/ready", response_model=ReadyPublic, responses=problem_responses(503, 500))
-async def ready(
-    settings: SettingsDep, lifecycle: LifecycleDep, scoring: ScoringDep, registry: RegistryDep
-) -> ReadyPublic:
+async def ready(settings: SettingsDep, lifecycle: LifecycleDep, service: ServiceDep) -> ReadyPublic:
     """Readiness, checked live: the model is served, scores a known applicant and has a known version."""
     if lifecycle.draining:
         # NB: first step of a graceful shutdown: stop being sent traffic, keep answering what comes.
         raise NotReady("The service is shutting down.")
-    scored = await warm_up(scoring, registry)
+    scored = await service.warm_up()
     return ReadyPublic(
         status="ready",
         model_name=settings.MODEL_NAME,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from facade.drift import DriftMonitor
+from facade.service import PredictionService
 
 router = APIRouter()
 
@@ -13,8 +13,8 @@ router = APIRouter()
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     """Every metric of this process in the Prometheus text format; the drift gauges are computed now."""
-    # NB: getattr: an app answering without its lifespan (a TestClient not entered) has no monitor.
-    drift: DriftMonitor | None = getattr(request.state, "drift", None)
-    if drift is not None:
-        await drift.refresh()
+    # NB: getattr: an app answering without its lifespan (a TestClient not entered) has no service.
+    service: PredictionService | None = getattr(request.state, "service", None)
+    if service is not None:
+        await service.drift.refresh()
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -5,12 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 
-from facade.api.deps import RegistryDep, ScoringDep, SettingsDep, require_api_key
-from facade.core.errors import RegistryUnavailable, problem_responses
+from facade.api.deps import RegistryDep, ServiceDep, SettingsDep, require_api_key
+from facade.api.openapi import problem_responses
+from facade.errors import RegistryUnavailable
 from facade.schemas import ModelInfoPublic, features_public
-from facade.service import warm_up
-
-MODEL_CARD_ARTIFACT = "model_card.md"
+from model_code.tracking import MODEL_CARD_ARTIFACT
 
 router = APIRouter(prefix="/model", tags=["model"], dependencies=[Depends(require_api_key)])
 
@@ -20,9 +19,9 @@ class MarkdownResponse(PlainTextResponse):
 
 
 @router.get("/info", response_model=ModelInfoPublic, responses=problem_responses(401, 500, 503))
-async def model_info(settings: SettingsDep, scoring: ScoringDep, registry: RegistryDep) -> ModelInfoPublic:
+async def model_info(settings: SettingsDep, service: ServiceDep, registry: RegistryDep) -> ModelInfoPublic:
     """Describe the model answering now (asked of the scoring server, not assumed from the alias)."""
-    scored = await warm_up(scoring, registry)
+    scored = await service.warm_up()
     run = await registry.run_info(scored.run_id)
     return ModelInfoPublic(
         name=settings.MODEL_NAME,
@@ -57,9 +56,9 @@ async def model_info(settings: SettingsDep, scoring: ScoringDep, registry: Regis
         },
     },
 )
-async def model_card(scoring: ScoringDep, registry: RegistryDep) -> MarkdownResponse:
+async def model_card(service: ServiceDep, registry: RegistryDep) -> MarkdownResponse:
     """The served model's card (its run's `model_card.md` artifact, from the tracking server) as Markdown."""
-    scored = await warm_up(scoring, registry)
+    scored = await service.warm_up()
     try:
         card = await registry.run_artifact(scored.run_id, MODEL_CARD_ARTIFACT)
     except RegistryUnavailable as exc:

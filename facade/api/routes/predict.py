@@ -9,29 +9,25 @@ from uuid import uuid4
 from fastapi import APIRouter, Body, Depends, Request
 
 from facade.api.deps import (
-    BatcherDep,
-    DriftDep,
-    RegistryDep,
-    ScoringDep,
+    ServiceDep,
     limit_batch_size,
     limit_in_flight,
     require_api_key,
     require_json,
 )
-from facade.core.errors import problem_responses
-from facade.core.metrics import BATCH_PREDICTION_SIZE
+from facade.api.openapi import problem_responses
+from facade.contract import ScoredRow, public_values
+from facade.metrics import BATCH_PREDICTION_SIZE
 from facade.schemas import (
     ApplicationIn,
     BatchIn,
     BatchPredictionPublic,
     BatchSummary,
     PredictionPublic,
-    ReasonPublic,
     applicant_examples,
     batch_examples,
 )
-from facade.scoring import ScoredRow
-from facade.service import score, score_each
+from model_code.contract import APPROVED
 
 # NB: in this order: who is asking (401), what was sent (415), then a slot in flight (503). The
 # slot is given back when the handler returns (scope="function"), before the answer is sent, so a
@@ -49,21 +45,9 @@ router = APIRouter(
 
 def _public(row: ScoredRow, model_version: str, at: datetime) -> PredictionPublic:
     # NB: model_construct: every value was validated when the scoring server's answer was parsed
-    # (ScoredRow); validating again cost a third of a 10,000-row batch's time in the facade.
+    # (ScoredRow, the same contract); validating again cost a third of a 10,000-row batch's time.
     return PredictionPublic.model_construct(
-        application_id=uuid4(),
-        prediction=row.prediction,
-        confidence=row.confidence,
-        risk_score=row.risk_score,
-        approval_probability=row.approval_probability,
-        rejection_probability=row.rejection_probability,
-        credit_score=row.credit_score,
-        reasons=[
-            ReasonPublic.model_construct(code=r.code, description=r.description, contribution=r.contribution)
-            for r in row.reasons
-        ],
-        model_version=model_version,
-        timestamp=at,
+        application_id=uuid4(), **public_values(row), model_version=model_version, timestamp=at
     )
 
 
@@ -75,16 +59,10 @@ def _public(row: ScoredRow, model_version: str, at: datetime) -> PredictionPubli
 async def predict(
     request: Request,
     application_in: Annotated[ApplicationIn, Body(openapi_examples=applicant_examples())],
-    scoring: ScoringDep,
-    registry: RegistryDep,
-    drift: DriftDep,
-    batcher: BatcherDep,
+    service: ServiceDep,
 ) -> PredictionPublic:
     """Score one loan application: decision, probabilities, score points, principal reasons, model version."""
-    if batcher is not None:
-        one = await batcher.submit(application_in.model_dump())
-    else:
-        (one,) = await score_each(scoring, registry, drift, [application_in.model_dump()])
+    one = await service.score_one(application_in.model_dump())
     prediction = _public(one.row, one.model_version, datetime.now(UTC))
     request.state.application_ids = [str(prediction.application_id)]  # NB: for the access log
     return prediction
@@ -99,17 +77,15 @@ async def predict(
 async def predict_batch(
     request: Request,
     batch_in: Annotated[BatchIn, Body(openapi_examples=batch_examples())],
-    scoring: ScoringDep,
-    registry: RegistryDep,
-    drift: DriftDep,
+    service: ServiceDep,
 ) -> BatchPredictionPublic:
     """Score up to MAX_BATCH_SIZE applications in one model call; answers keep the input order."""
     BATCH_PREDICTION_SIZE.observe(len(batch_in.applications))
-    scored = await score(scoring, registry, drift, [a.model_dump() for a in batch_in.applications])
+    scored = await service.score([a.model_dump() for a in batch_in.applications])
     at = datetime.now(UTC)
     predictions = [_public(row, scored.model_version, at) for row in scored.rows]
     request.state.application_ids = [str(p.application_id) for p in predictions]
-    approved = sum(p.prediction == "APPROVED" for p in predictions)
+    approved = sum(p.prediction == APPROVED for p in predictions)
     return BatchPredictionPublic(
         predictions=predictions,
         count=len(predictions),

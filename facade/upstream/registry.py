@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,8 +17,9 @@ from datetime import UTC, datetime
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from facade.core.errors import RegistryUnavailable
-from facade.core.metrics import UPSTREAM_ERRORS, UPSTREAM_REQUEST_DURATION
+from facade.errors import RegistryUnavailable
+from facade.upstream.metrics import UPSTREAM_REQUEST_DURATION, count_error
+from model_code.tracking import RUN_ID, TEST_METRIC_PREFIX, THRESHOLD_PARAM
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +31,6 @@ GET_RUN = "/api/2.0/mlflow/runs/get"
 GET_ARTIFACT = "/get-artifact"
 # NB: the artifacts read here are a few kilobytes; anything far larger is not what training logs.
 MAX_ARTIFACT_BYTES = 1024 * 1024
-RUN_ID = re.compile(r"[0-9a-f]{32}")
-TEST_METRIC_PREFIX = "test_"
-THRESHOLD_PARAM = "decision_threshold"
 
 
 class _ModelVersion(BaseModel):
@@ -86,10 +83,6 @@ class RegistryClient:
         # NB: a run's logged artifacts do not change either; only successes are kept.
         self._artifacts: dict[tuple[str, str], bytes] = {}
 
-    @property
-    def model_name(self) -> str:
-        return self._model_name
-
     async def version_for_run(self, run_id: str) -> str:
         """The registered version of ``MODEL_NAME`` built from ``run_id`` (the highest, if several)."""
         if (version := self._versions.get(run_id)) is not None:
@@ -108,7 +101,7 @@ class RegistryClient:
             if v.name == self._model_name and v.run_id == run_id and v.version.isdigit()
         ]
         if not numbers:
-            UPSTREAM_ERRORS.labels("registry").inc()
+            count_error("registry")
             logger.warning("served run %s is not a registered version of %s", run_id, self._model_name)
             raise RegistryUnavailable(
                 f"The served model's run is not a registered version of {self._model_name}."
@@ -156,19 +149,19 @@ class RegistryClient:
         try:
             response = await self._http.get(endpoint, params=params)
         except httpx.HTTPError as exc:
-            UPSTREAM_ERRORS.labels("registry").inc()
+            count_error("registry")
             logger.warning("model registry %s: %s", endpoint, type(exc).__name__)
             raise RegistryUnavailable("The model registry is unreachable.") from exc
         finally:
             UPSTREAM_REQUEST_DURATION.labels(endpoint).observe(time.perf_counter() - start)
         if response.status_code != 200:
-            UPSTREAM_ERRORS.labels("registry").inc()
+            count_error("registry")
             logger.warning("model registry %s answered %d", endpoint, response.status_code)
             raise RegistryUnavailable(f"The model registry answered {response.status_code}.")
         return response.content
 
     def _bad_response(self, endpoint: str) -> RegistryUnavailable:
-        UPSTREAM_ERRORS.labels("registry").inc()
+        count_error("registry")
         logger.warning("model registry %s answered an unexpected body", endpoint)
         return RegistryUnavailable("The model registry answered an unexpected body.")
 

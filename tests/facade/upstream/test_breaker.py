@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from facade.breaker import BreakerState, CircuitBreaker
+from facade.upstream.breaker import BreakerState, CircuitBreaker
 
 
 class Clock:

@@ -21,8 +21,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from facade.core.errors import BadUpstreamResponse, ModelRejectedInput, ModelUnavailable
-from facade.core.metrics import MICROBATCH_QUEUE_WAIT, MICROBATCH_SIZE
+from facade.errors import BadUpstreamResponse, ModelRejectedInput, ModelUnavailable
+from facade.upstream.metrics import MICROBATCH_QUEUE_WAIT, MICROBATCH_SIZE
 
 Row = Mapping[str, object]
 Result = TypeVar("Result")

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from facade.contract import ScoredRow
 from facade.schemas import ApplicationIn
-from facade.scoring import ScoredRow
 from model_code.fast import FastPipeline
 from model_code.pyfunc import CreditScoreModel, model_input
 from model_code.schema import EXAMPLE_APPLICANTS, FEATURES, Feature

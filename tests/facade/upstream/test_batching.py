@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from facade.batching import MicroBatcher
-from facade.core.errors import BadUpstreamResponse, FieldError, ModelRejectedInput, ModelUnavailable
+from facade.core.problems import FieldError
+from facade.errors import BadUpstreamResponse, ModelRejectedInput, ModelUnavailable
+from facade.upstream.batching import MicroBatcher
 
 Row = Mapping[str, object]
 

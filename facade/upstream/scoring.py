@@ -1,7 +1,8 @@
 """Client of MLflow's scoring server (``mlflow models serve``): the one place its failures are translated.
 
 Endpoints used: ``GET /ping`` (is the server up) and ``POST /invocations`` (score rows sent as
-``dataframe_split``; answers one record per row with ``model_code.schema.OUTPUT_COLUMNS``).
+``dataframe_split``; answers one record per row, the output row of ``model_code.contract``, or a
+400 whose ``violations`` name the broken rules).
 Error bodies of the scoring server can echo the request and carry a stack trace: they are
 never logged nor passed on; only status codes and exception class names are logged.
 
@@ -16,33 +17,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Literal
 
 import httpx
 import stamina
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ValidationError
 
-from facade.breaker import BreakerState, CircuitBreaker
-from facade.core.errors import (
-    BadUpstreamResponse,
-    CircuitOpen,
-    FieldError,
-    ModelRejectedInput,
-    ModelTimeout,
-    ModelUnavailable,
-)
-from facade.core.metrics import CIRCUIT_OPEN, UPSTREAM_ERRORS, UPSTREAM_REQUEST_DURATION, UPSTREAM_RETRIES
-from model_code.contract import REFUSAL_ERROR_CODE, REJECTED, Violation
-from model_code.reasons import MAX_REASONS, REASONS_BY_CODE, SCORE_MAX, SCORE_MIN
+from facade.contract import ScoredRow
+from facade.core.problems import FieldError
+from facade.errors import BadUpstreamResponse, CircuitOpen, ModelRejectedInput, ModelTimeout, ModelUnavailable
+from facade.upstream.breaker import CircuitBreaker
+from facade.upstream.metrics import UPSTREAM_REQUEST_DURATION, UPSTREAM_RETRIES, count_error
+from model_code.contract import REFUSAL_ERROR_CODE, Violation
 from model_code.schema import FEATURE_NAMES, FEATURES_BY_NAME
-from model_code.tracking import RUN_ID_PATTERN
 
 logger = logging.getLogger(__name__)
 
 PING = "/ping"
 INVOCATIONS = "/invocations"
-
-Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
 # NB: only a refused or failed connection is retried: the request cannot have reached the model.
 # Not a ConnectTimeout (it already spent a whole connect deadline on a host that does not answer),
@@ -56,58 +47,6 @@ RETRY_WAIT_JITTER = 0.05
 RETRY_BUDGET_SECONDS = 2.0
 # NB: the failures that prove the server down and count towards opening the circuit.
 UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout)
-
-
-def _catalogued(code: str) -> str:
-    if code not in REASONS_BY_CODE:
-        raise ValueError("is not a reason code of model_code.reasons")
-    return code
-
-
-class ScoredReason(BaseModel):
-    """One principal reason of a scored row: a catalogued code and what it added to the risk.
-
-    NB: the upstream's description is ignored: the text a client reads comes from the catalogue
-    (``model_code.reasons``), so a model can never put words of its own into an adverse-action notice.
-    """
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    code: Annotated[str, AfterValidator(_catalogued)]
-    contribution: Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]
-
-    @property
-    def description(self) -> str:
-        return REASONS_BY_CODE[self.code].description
-
-
-class ScoredRow(BaseModel):
-    """One record of the scoring server's answer (``model_code.schema.OUTPUT_COLUMNS``)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    prediction: Literal["APPROVED", "REJECTED"]
-    approval_probability: Probability
-    rejection_probability: Probability
-    risk_score: Probability
-    confidence: Probability
-    credit_score: Annotated[int, Field(ge=SCORE_MIN, le=SCORE_MAX)]
-    reasons: Annotated[list[ScoredReason], Field(max_length=MAX_REASONS)]
-    model_run_id: str = Field(pattern=f"^{RUN_ID_PATTERN}$")
-
-    @model_validator(mode="after")
-    def _principal_reasons(self) -> ScoredRow:
-        codes = [reason.code for reason in self.reasons]
-        if len(set(codes)) != len(codes):
-            raise ValueError("reason codes must be distinct")
-        contributions = [reason.contribution for reason in self.reasons]
-        if contributions != sorted(contributions, reverse=True):
-            raise ValueError("reasons must come largest contribution first")
-        # NB: the API promises reasons with every rejection (US Regulation B asks for the principal
-        # reasons of a denial); an adverse decision without them is not passed on.
-        if self.prediction == REJECTED and not self.reasons:
-            raise ValueError("a rejection must carry at least one reason")
-        return self
 
 
 class _Invocations(BaseModel):
@@ -133,7 +72,7 @@ class ScoringClient:
         """Return when the scoring server answers ``/ping`` with 200, raise ModelUnavailable otherwise."""
         response = await self._send("GET", PING, gated=False)
         if response.status_code != 200:
-            UPSTREAM_ERRORS.labels("status").inc()
+            count_error("status")
             logger.warning("scoring server /ping answered %d", response.status_code)
             raise ModelUnavailable(f"The scoring server answered /ping with {response.status_code}.")
 
@@ -151,20 +90,20 @@ class ScoringClient:
             logger.warning("scoring server refused input the facade accepted: %d field(s)", len(rejected))
             raise ModelRejectedInput("The model refused the applicant data.", rejected)
         if response.status_code != 200:
-            UPSTREAM_ERRORS.labels("status").inc()
+            count_error("status")
             logger.warning("scoring server /invocations answered %d", response.status_code)
             raise BadUpstreamResponse(f"The scoring server answered {response.status_code}.")
         try:
             scored = _Invocations.model_validate_json(response.content).predictions
         except ValidationError as exc:
             # NB: never log the ValidationError itself: it quotes the body it failed on.
-            UPSTREAM_ERRORS.labels("bad_response").inc()
+            count_error("bad_response")
             logger.warning("scoring server answer breaks the output schema (%d errors)", exc.error_count())
             raise BadUpstreamResponse(
                 "The scoring server's answer breaks the model's output schema."
             ) from None
         if len(scored) != len(rows):
-            UPSTREAM_ERRORS.labels("bad_response").inc()
+            count_error("bad_response")
             logger.warning("scoring server answered %d rows for %d", len(scored), len(rows))
             raise BadUpstreamResponse("The scoring server answered a different number of rows.")
         return scored
@@ -174,7 +113,7 @@ class ScoringClient:
     ) -> httpx.Response:
         """One call: refused at once while the circuit is open, retried only when it could not connect."""
         if gated and not self.breaker.allow():
-            UPSTREAM_ERRORS.labels("circuit_open").inc()
+            count_error("circuit_open")
             raise CircuitOpen(
                 "The scoring server is down; retry when it is back.", retry_after=self.breaker.retry_after()
             )
@@ -188,18 +127,16 @@ class ScoringClient:
                 self.breaker.record_inconclusive()
             logger.warning("scoring server %s: %s", endpoint, type(exc).__name__)
             if isinstance(exc, httpx.TimeoutException):
-                UPSTREAM_ERRORS.labels("timeout").inc()
+                count_error("timeout")
                 raise ModelTimeout("The scoring server did not answer in time.") from exc
-            UPSTREAM_ERRORS.labels("connect").inc()
+            count_error("connect")
             raise ModelUnavailable("The scoring server is unreachable.") from exc
         except BaseException:
             self.breaker.record_inconclusive()  # NB: e.g. cancelled because the client went away
             raise
         finally:
             UPSTREAM_REQUEST_DURATION.labels(endpoint).observe(time.perf_counter() - start)
-            CIRCUIT_OPEN.set(self.breaker.state is not BreakerState.CLOSED)
         self.breaker.record_success()
-        CIRCUIT_OPEN.set(0)
         return response
 
     async def _request_with_retries(self, method: str, endpoint: str, json: object) -> httpx.Response:

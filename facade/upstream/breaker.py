@@ -45,6 +45,11 @@ class CircuitBreaker:
             return BreakerState.HALF_OPEN
         return BreakerState.OPEN
 
+    @property
+    def failing_fast(self) -> bool:
+        """True while calls are refused or only a probe goes out (open or half-open)."""
+        return self.state is not BreakerState.CLOSED
+
     def retry_after(self) -> int:
         """Whole seconds until a probe may go out (at least 1), for a Retry-After header."""
         if self._opened_at is None:

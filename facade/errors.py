@@ -1,0 +1,134 @@
+"""The errors the facade raises on purpose, each answered as its own problem type (RFC 9457).
+
+Callers catch the family they mean; the upstream clients translate httpx's errors into these
+once, at the boundary (``raise ModelUnavailable(...) from exc``). The tree, with the status each
+answers::
+
+    ProblemError (facade.core.problems)
+    ├── UnsupportedMediaType          415  the body is not JSON
+    ├── BatchTooLarge                 413  more applications than MAX_BATCH_SIZE
+    ├── Unauthorized                  401  missing or unknown API key (WWW-Authenticate)
+    ├── Overloaded                    503  MAX_IN_FLIGHT predictions in flight (Retry-After: 1)
+    └── UpstreamError                      the scoring server or the registry failed us
+        ├── ModelUnavailable          503  unreachable (Retry-After)
+        │   ├── CircuitOpen                known to be down: refused without calling it
+        │   ├── RegistryUnavailable        the tracking server cannot confirm the version
+        │   └── NotReady                   readiness failed, or the service is shutting down
+        ├── ModelTimeout              504  no answer within the read deadline
+        ├── BadUpstreamResponse       502  an error status or an answer breaking the output contract
+        └── ModelRejectedInput        422  the model refused input the facade accepted
+
+Outside the tree: request validation errors (422, 400 for malformed JSON) are worded by
+``facade.api.validation``, and a body over MAX_BODY_BYTES is ``facade.core.middleware.BodyTooLarge``
+(413), a Starlette HTTPException so that FastAPI's body reader passes it on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from facade.core.problems import FieldError, ProblemError
+from facade.core.security import WWW_AUTHENTICATE
+
+# NB: how long a client should wait before retrying a 503; the scoring server restarts in seconds.
+RETRY_AFTER_SECONDS = 5
+# NB: a shed request may succeed as soon as one in flight finishes (tens of milliseconds).
+OVERLOAD_RETRY_AFTER_SECONDS = 1
+
+
+class UnsupportedMediaType(ProblemError):
+    status = 415
+    slug = "unsupported-media-type"
+    title = "Unsupported Media Type"
+
+
+class BatchTooLarge(ProblemError):
+    status = 413
+    slug = "batch-too-large"
+    title = "Batch too large"
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(
+            f"A batch holds at most {cap} applications; split it into smaller batches.",
+            [FieldError(field="applications", rule=f"must contain at most {cap} applications")],
+        )
+
+
+class Unauthorized(ProblemError):
+    status = 401
+    slug = "unauthorized"
+    title = "Missing or unknown API key"
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"WWW-Authenticate": WWW_AUTHENTICATE}
+
+
+class Overloaded(ProblemError):
+    """More predictions in flight than MAX_IN_FLIGHT: shed at once rather than queued."""
+
+    status = 503
+    slug = "overloaded"
+    title = "Too many predictions in flight"
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(OVERLOAD_RETRY_AFTER_SECONDS)}
+
+
+class UpstreamError(ProblemError):
+    """Raised at the boundary to the scoring server or the model registry."""
+
+
+class ModelUnavailable(UpstreamError):
+    status = 503
+    slug = "model-unavailable"
+    title = "Model unavailable"
+
+    def __init__(
+        self,
+        detail: str,
+        errors: Sequence[FieldError] | None = None,
+        retry_after: int = RETRY_AFTER_SECONDS,
+    ) -> None:
+        super().__init__(detail, errors)
+        self.retry_after = max(1, retry_after)
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class CircuitOpen(ModelUnavailable):
+    """The scoring server is known to be down: answered at once, without calling it."""
+
+    slug = "circuit-open"
+    title = "Model unavailable (circuit open)"
+
+
+class RegistryUnavailable(ModelUnavailable):
+    slug = "registry-unavailable"
+    title = "Model registry unavailable"
+
+
+class NotReady(ModelUnavailable):
+    slug = "not-ready"
+    title = "Not ready"
+
+
+class ModelTimeout(UpstreamError):
+    status = 504
+    slug = "model-timeout"
+    title = "Model timed out"
+
+
+class BadUpstreamResponse(UpstreamError):
+    status = 502
+    slug = "bad-upstream-response"
+    title = "Bad response from the scoring server"
+
+
+class ModelRejectedInput(UpstreamError):
+    status = 422
+    slug = "model-rejected-input"
+    title = "The model rejected the applicant data"

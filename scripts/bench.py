@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from model_code.schema import EXAMPLE_APPLICANTS
+from model_code.tracking import CHAMPION
 from scripts import commands
 from scripts.processes import ManagedProcess, free_port
 
@@ -211,7 +212,7 @@ def in_process(
         applicants = validate(part)
         candidates: dict[str, Callable[[], object]] = {
             "sklearn_pipeline": partial(model.pipeline.predict_proba, applicants.to_frame()),
-            "fast_path": partial(model.fast.predict_risk, applicants),
+            "fast_path": partial(model.fast.explain, applicants),
             "model_predict": partial(model.predict, None, part),
             "pyfunc_predict": partial(pyfunc.predict, part),
         }
@@ -322,7 +323,7 @@ def run(args: argparse.Namespace) -> Report:
                 check=True,
                 capture_output=True,
             )
-        model_uri = f"models:/{args.model_name}@champion"
+        model_uri = f"models:/{args.model_name}@{CHAMPION}"
         servers = {}
         for name, inference in (("raw-sklearn", "sklearn"), ("raw-fast", "fast")):
             port = free_port()

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import FrameType
 
 from model_code.schema import EXAMPLE_APPLICANTS
+from model_code.tracking import CHAMPION, STAGE_TO_ALIAS
 from scripts import commands
 from scripts.processes import PROJECT_ROOT, ManagedProcess, http_status, port_is_free
 
@@ -58,20 +59,17 @@ class StackConfig:
         return f"http://{self.host}:{self.mlflow_port}"
 
 
-# NB: registry stages are deprecated in MLflow; MODEL_STAGE is still understood, as in the facade.
-STAGE_ALIASES = {"production": "champion", "staging": "challenger"}
-
-
 def _alias(env: Mapping[str, str]) -> str:
     """MODEL_ALIAS, or the alias a deprecated MODEL_STAGE maps to (with a warning), or champion."""
     if env.get("MODEL_ALIAS"):
         return env["MODEL_ALIAS"]
+    # NB: registry stages are deprecated in MLflow; MODEL_STAGE is still understood, as in the facade.
     stage = env.get("MODEL_STAGE", "")
     if not stage:
-        return "champion"
-    if stage.lower() not in STAGE_ALIASES:
+        return CHAMPION
+    if stage.lower() not in STAGE_TO_ALIAS:
         raise SystemExit("[make run] MODEL_STAGE must be Production or Staging; use MODEL_ALIAS instead")
-    alias = STAGE_ALIASES[stage.lower()]
+    alias = STAGE_TO_ALIAS[stage.lower()]
     _say(f"MODEL_STAGE is deprecated: serving alias @{alias}; set MODEL_ALIAS={alias} instead")
     return alias
 

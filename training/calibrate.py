@@ -54,12 +54,19 @@ def _sigmoid_over(forest: RandomForestClassifier, x: np.ndarray, y: np.ndarray) 
     return CalibratedClassifierCV(FrozenEstimator(forest), method="sigmoid").fit(x, y)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Calibration:
-    """What calibration did: whether it is applied, why, and the before/after figures."""
+    """What calibration decided: the pipeline to ship, whether it is calibrated, why, and the figures.
 
+    ``raw_test`` and ``sigmoid_test`` are the test split's risk before and under the sigmoid
+    calibrator (applied or not), for the reliability diagram.
+    """
+
+    pipeline: Pipeline
     applied: bool
     reason: str
+    raw_test: np.ndarray
+    sigmoid_test: np.ndarray
     metrics: dict[str, float] = field(default_factory=dict)
 
 
@@ -70,7 +77,10 @@ def calibrate(
     mode: Mode,
     seed: int,
 ) -> Calibration:
-    """Fit the calibrator and, if ``mode`` (or the cross-fit in ``auto``) says so, put it in ``pipeline``."""
+    """Fit the calibrator; when ``mode`` (or the cross-fit in ``auto``) says so, ship a calibrated pipeline.
+
+    ``pipeline`` is left as it is: the calibrated pipeline is a new one sharing its fitted steps.
+    """
     encode = pipeline[:-1]
     forest = pipeline.named_steps["model"]
     x_val, y_val = encode.transform(validation[0]), validation[1]
@@ -106,9 +116,8 @@ def calibrate(
             f"sigmoid calibration {verdict} the cross-fitted validation Brier score "
             f"({cross_fit_calibrated:.5f} vs {cross_fit_raw:.5f} uncalibrated)"
         )
-    if applied:
-        pipeline.steps[-1] = ("model", calibrated)
-    return Calibration(applied, reason, metrics)
+    shipped = Pipeline([*pipeline.steps[:-1], ("model", calibrated)]) if applied else pipeline
+    return Calibration(shipped, applied, reason, raw_test, calibrated_test, metrics)
 
 
 def reliability_diagram(y_true: np.ndarray, raw: np.ndarray, calibrated: np.ndarray, path: Path) -> Path:

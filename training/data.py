@@ -15,7 +15,10 @@ effect is known and tests can hold trained models to it.
         + loan_intent effect     (VENTURE +0.45, MEDICAL +0.25, DEBTCONSOLIDATION +0.2,
                                   EDUCATION +0.1, PERSONAL 0, HOMEIMPROVEMENT -0.2)
 
-The intercept gives a default rate of about 25 %; the label is a Bernoulli draw from it.
+The intercept gives a default rate of about 25 %; the label is a Bernoulli draw from it. A schema
+field the generator does not model (a field added to ``model_code.schema`` that should carry no
+risk) is drawn uniformly within its bounds or categories, from a stream of its own, so that the
+modelled fields and the labels stay what they were.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from model_code.schema import FEATURE_NAMES, FEATURES_BY_NAME, HOME_OWNERSHIPS, LOAN_INTENTS
+from model_code.schema import FEATURES, FEATURES_BY_NAME, HOME_OWNERSHIPS, LOAN_INTENTS, Feature
 
 TARGET = "default"
 
@@ -110,7 +113,7 @@ def generate_applicants(n_samples: int, seed: int) -> pd.DataFrame:
     total_debt *= (0.5 + num_credit_lines / 6.0) * (1.0 + 0.4 * derogatory_marks)
     total_debt = _clip("total_debt", np.round(total_debt, -2))
 
-    frame = pd.DataFrame(
+    modelled = pd.DataFrame(
         {
             "age": age,
             "income": income.astype(float),
@@ -122,12 +125,30 @@ def generate_applicants(n_samples: int, seed: int) -> pd.DataFrame:
             "num_credit_lines": num_credit_lines,
             "derogatory_marks": derogatory_marks,
             "total_debt": total_debt.astype(float),
-        },
-        columns=list(FEATURE_NAMES),
+        }
     )
-    probability = 1.0 / (1.0 + np.exp(-default_logit(frame)))
-    frame[TARGET] = (rng.random(n_samples) < probability).astype(int)
+    probability = 1.0 / (1.0 + np.exp(-default_logit(modelled)))
+    label = (rng.random(n_samples) < probability).astype(int)
+    unmodelled = np.random.default_rng([seed, 1])
+    frame = pd.DataFrame(
+        {
+            f.name: modelled[f.name] if f.name in modelled else _uniform(unmodelled, f, n_samples)
+            for f in FEATURES
+        }
+    )
+    frame[TARGET] = label
     return frame
+
+
+def _uniform(rng: np.random.Generator, feature: Feature, n_samples: int) -> np.ndarray:
+    """Values of a field the risk model ignores: uniform over its categories or its bounds."""
+    if feature.kind == "category":
+        drawn: np.ndarray = rng.choice(np.array(feature.categories), size=n_samples)
+        return drawn
+    assert feature.minimum is not None and feature.maximum is not None
+    if feature.kind == "integer":
+        return rng.integers(int(feature.minimum), int(feature.maximum), size=n_samples, endpoint=True)
+    return np.round(rng.uniform(feature.minimum, feature.maximum, size=n_samples), 2)
 
 
 def _draw_rows(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarray:
@@ -137,9 +158,10 @@ def _draw_rows(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarra
     return drawn
 
 
+# NB: no defaults here: the MLproject's generate_data entry point is their one home.
 @click.command()
-@click.option("--n-samples", type=click.IntRange(min=100), default=20_000, show_default=True)
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--n-samples", type=click.IntRange(min=100), required=True)
+@click.option("--seed", type=int, required=True)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def main(n_samples: int, seed: int, output: Path) -> None:
     """Write synthetic applicants to a CSV file (the MLproject's generate_data entry point)."""

@@ -1,7 +1,9 @@
 """The MLproject's entry point: generate (or read) applicants, train, evaluate, log the pyfunc, register.
 
-Run it as ``mlflow run . --env-manager local`` (entry points ``main`` and ``train``); every stage
-prints its progress and everything is logged to the active MLflow run.
+Run it as ``mlflow run . --env-manager local`` (entry points ``main`` and ``train``); the MLproject
+declares every parameter and its default, and this command requires them all. ``run_training``
+reads as the flow: one call per stage over one ``TrainingConfig``, each stage printing its progress
+and logging to the active MLflow run.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import subprocess
 import tempfile
 import time
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import click
@@ -28,13 +30,14 @@ from model_code.drift import REFERENCE_ARTIFACT
 from model_code.pyfunc import PIPELINE_ARTIFACT, model_input, signature
 from model_code.reasons import score_parameters
 from model_code.schema import EXAMPLE_APPLICANTS, FEATURES, Feature
+from model_code.tracking import MODEL_CARD_ARTIFACT, TEST_METRIC_PREFIX, THRESHOLD_PARAM
 from training import evaluate
-from training.calibrate import MODES, Mode, calibrate, reliability_diagram
+from training.calibrate import MODES, Calibration, Mode, calibrate, reliability_diagram
 from training.data import TARGET, generate_applicants
-from training.fairness import fairness_report
+from training.fairness import FairnessReport, fairness_report
 from training.model_card import model_card
 from training.reference import drift_reference
-from training.register import register
+from training.register import Decision, register
 from training.train import Splits, build_pipeline, fit, split
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -45,12 +48,40 @@ MODEL_CODE = PROJECT_ROOT / "model_code"
 RUNTIME_PACKAGES = ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "scipy")
 
 
+@dataclass(frozen=True)
+class TrainingConfig:
+    """One training run's parameters, as the MLproject passes them."""
+
+    n_samples: int | None  # NB: None with a data_path: the CSV's rows are the sample
+    n_estimators: int
+    max_depth: int
+    min_samples_leaf: int
+    seed: int
+    decision_threshold: float
+    model_name: str
+    data_path: Path | None
+    register: bool
+    calibration: Mode
+    fairness_max_gap: float
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What the held-out splits say about the model to ship: metrics, fairness and the promotion gate."""
+
+    metrics: dict[str, float]
+    fairness: FairnessReport
+    # NB: why the model may not be promoted automatically, or None when it may.
+    fairness_problem: str | None
+    test_risk: np.ndarray
+
+
 def runtime_requirements() -> list[str]:
     return [f"{name}=={importlib.metadata.version(name)}" for name in RUNTIME_PACKAGES]
 
 
 def _echo(stage: str, message: str) -> None:
-    click.echo(f"[{stage}] {message}", err=False)
+    click.echo(f"[{stage}] {message}")
 
 
 def _git_commit() -> str:
@@ -63,7 +94,211 @@ def _git_commit() -> str:
     return result.stdout.strip()
 
 
-def log_pyfunc(pipeline: object, threshold: float, run_id: str, extras: dict[str, Path]) -> ModelInfo:
+def _feature_dict(feature: Feature) -> dict[str, object]:
+    data = asdict(feature)
+    data["categories"] = list(data["categories"])
+    return data
+
+
+def run_training(config: TrainingConfig) -> None:
+    """One MLflow run: every stage of the flow, logged."""
+    with mlflow.start_run() as run:
+        run_id = run.info.run_id
+        _echo("run", f"MLflow run {run_id} on {mlflow.get_tracking_uri()}")
+        started = time.perf_counter()
+        frame, source = load_data(config)
+        splits = split_data(frame, config)
+        params = log_params(config, run_id, n_samples=len(frame), source=source)
+        pipeline, fit_seconds = train_model(config, splits)
+        calibration = calibrate_model(config, pipeline, splits)
+        evaluation = evaluate_model(config, calibration, splits, fit_seconds)
+        info = log_artifacts_and_model(config, run_id, params, calibration, evaluation, splits)
+        if config.register:
+            register_model(config, info, evaluation, splits)
+        _echo("run", f"done in {time.perf_counter() - started:.1f} s")
+
+
+def load_data(config: TrainingConfig) -> tuple[pd.DataFrame, str]:
+    """Stage 1: generated applicants (or the CSV given), logged as the run's dataset input."""
+    if config.data_path is None:
+        if config.n_samples is None:
+            raise click.UsageError("give --n-samples to generate applicants, or --data-path to read them")
+        frame = generate_applicants(config.n_samples, config.seed)
+        source = f"generated (n_samples={config.n_samples}, seed={config.seed})"
+    else:
+        frame = pd.read_csv(config.data_path)
+        source = str(config.data_path)
+    _echo("data", f"{len(frame):,} applicants from {source}, default rate {frame[TARGET].mean():.1%}")
+    with warnings.catch_warnings():
+        # NB: MLflow hints that integer columns cannot hold missing values; ours never do.
+        warnings.simplefilter("ignore", UserWarning)
+        mlflow.log_input(from_pandas(frame, name="synthetic-applicants", targets=TARGET), context="training")
+    return frame, source
+
+
+def split_data(frame: pd.DataFrame, config: TrainingConfig) -> Splits:
+    splits = split(frame, config.seed)
+    _echo(
+        "split",
+        f"train {len(splits.train):,} / validation {len(splits.validation):,} / "
+        f"test {len(splits.test):,} (stratified)",
+    )
+    return splits
+
+
+def log_params(config: TrainingConfig, run_id: str, *, n_samples: int, source: str) -> dict[str, object]:
+    """The run's parameters (with the score scale's) and its provenance tags."""
+    params: dict[str, object] = {
+        "n_samples": n_samples,
+        "n_estimators": config.n_estimators,
+        "max_depth": config.max_depth,
+        "min_samples_leaf": config.min_samples_leaf,
+        "seed": config.seed,
+        THRESHOLD_PARAM: config.decision_threshold,
+        "model_name": config.model_name,
+        "data_source": source,
+        "calibration": config.calibration,
+        "fairness_max_gap": config.fairness_max_gap,
+        **score_parameters(),
+    }
+    # NB: `mlflow run` has already logged the -P values as typed ("0" for 0.0, ".5" for 0.5);
+    # logging our parsed value again under the same key would be refused as a change.
+    already = mlflow.get_run(run_id).data.params
+    mlflow.log_params({k: v for k, v in params.items() if k not in already})
+    mlflow.set_tags({"git_commit": _git_commit(), "data_seed": str(config.seed)})
+    return params
+
+
+def train_model(config: TrainingConfig, splits: Splits) -> tuple[Pipeline, float]:
+    """Stage 2: the pipeline fitted on the training split, and how long the fit took."""
+    started = time.perf_counter()
+    pipeline = fit(
+        build_pipeline(config.n_estimators, config.max_depth, config.min_samples_leaf, config.seed),
+        splits.train,
+    )
+    fit_seconds = time.perf_counter() - started
+    _echo(
+        "train",
+        f"RandomForest {config.n_estimators} trees, depth {config.max_depth}, fitted in {fit_seconds:.1f} s",
+    )
+    return pipeline, fit_seconds
+
+
+def calibrate_model(config: TrainingConfig, pipeline: Pipeline, splits: Splits) -> Calibration:
+    """Stage 3a: the pipeline to ship, calibrated only when it helps on held-out rows."""
+    calibration = calibrate(
+        pipeline,
+        (Splits.features(splits.validation), splits.validation[TARGET].to_numpy()),
+        (Splits.features(splits.test), splits.test[TARGET].to_numpy()),
+        config.calibration,
+        config.seed,
+    )
+    mlflow.set_tags(
+        {"calibration_applied": str(calibration.applied).lower(), "calibration_decision": calibration.reason}
+    )
+    _echo("calibrate", calibration.reason)
+    return calibration
+
+
+def evaluate_model(
+    config: TrainingConfig, calibration: Calibration, splits: Splits, fit_seconds: float
+) -> Evaluation:
+    """Stage 3b: test and validation metrics, calibration figures and fairness by age band, logged."""
+    shipped, threshold = calibration.pipeline, config.decision_threshold
+    test_x, test_y = Splits.features(splits.test), splits.test[TARGET].to_numpy()
+    val_x, val_y = Splits.features(splits.validation), splits.validation[TARGET].to_numpy()
+    test_risk = shipped.predict_proba(test_x)[:, 1]
+    val_risk = shipped.predict_proba(val_x)[:, 1]
+    metrics = {
+        f"{TEST_METRIC_PREFIX}{k}": v
+        for k, v in evaluate.classification_metrics(test_y, test_risk, threshold).items()
+    }
+    metrics |= {
+        f"validation_{k}": v for k, v in evaluate.classification_metrics(val_y, val_risk, threshold).items()
+    }
+    metrics |= calibration.metrics
+    metrics["fit_seconds"] = fit_seconds
+
+    fairness = fairness_report(test_x["age"], test_y, test_risk, threshold)
+    metrics["fairness_demographic_parity_difference"] = fairness.demographic_parity_difference
+    metrics["fairness_equalized_odds_difference"] = fairness.equalized_odds_difference
+    problem = (
+        f"fairness gap {fairness.gap():.3f} across age bands exceeds the bound {config.fairness_max_gap:.3f}"
+        if fairness.gap() > config.fairness_max_gap
+        else None
+    )
+    mlflow.log_metrics(metrics)
+    mlflow.set_tags({"fairness_gate": "failed" if problem else "passed"})
+    _echo(
+        "evaluate",
+        f"test ROC AUC {metrics['test_roc_auc']:.4f}, Gini {metrics['test_gini']:.4f}, "
+        f"KS {metrics['test_ks']:.4f}, Brier {metrics['test_brier']:.4f}",
+    )
+    _echo(
+        "fairness",
+        f"demographic parity difference {fairness.demographic_parity_difference:.3f}, equalized odds "
+        f"difference {fairness.equalized_odds_difference:.3f} (bound {config.fairness_max_gap:.3f})",
+    )
+    return Evaluation(metrics, fairness, problem, test_risk)
+
+
+def log_artifacts_and_model(
+    config: TrainingConfig,
+    run_id: str,
+    params: dict[str, object],
+    calibration: Calibration,
+    evaluation: Evaluation,
+    splits: Splits,
+) -> ModelInfo:
+    """Stage 3c–5: plots, fairness table, drift reference and model card, then the pyfunc itself."""
+    test_y = splits.test[TARGET].to_numpy()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        plots = evaluate.write_plots(
+            calibration.pipeline, test_y, evaluation.test_risk, config.decision_threshold, folder
+        )
+        plots.append(
+            reliability_diagram(
+                test_y, calibration.raw_test, calibration.sigmoid_test, folder / "reliability_diagram.png"
+            )
+        )
+        for path in plots:
+            mlflow.log_artifact(str(path), artifact_path="plots")
+        evaluation.fairness.table.to_csv(folder / "fairness_by_age_band.csv")
+        (folder / "fairness_by_age_band.md").write_text(evaluation.fairness.markdown() + "\n")
+        for name in ("fairness_by_age_band.csv", "fairness_by_age_band.md"):
+            mlflow.log_artifact(str(folder / name), artifact_path="fairness")
+
+        reference = folder / REFERENCE_ARTIFACT
+        reference.write_text(json.dumps(drift_reference(Splits.features(splits.train), evaluation.test_risk)))
+        card = folder / MODEL_CARD_ARTIFACT
+        card.write_text(
+            model_card(
+                model_name=config.model_name,
+                run_id=run_id,
+                params=params,
+                metrics=evaluation.metrics,
+                calibration_reason=calibration.reason,
+                fairness_table=evaluation.fairness.markdown(),
+                fairness_gap=evaluation.fairness.gap(),
+                fairness_bound=config.fairness_max_gap,
+            )
+        )
+        mlflow.log_artifact(str(reference))
+        mlflow.log_artifact(str(card))
+        _echo("evaluate", "plots, reliability diagram, fairness table, drift reference and model card logged")
+
+        info = log_pyfunc(
+            calibration.pipeline,
+            config.decision_threshold,
+            run_id,
+            {"drift_reference": reference, "model_card": card},
+        )
+    _echo("model", f"pyfunc logged as {info.model_uri}")
+    return info
+
+
+def log_pyfunc(pipeline: Pipeline, threshold: float, run_id: str, extras: dict[str, Path]) -> ModelInfo:
     """Log the models-from-code pyfunc with the pipeline saved by skops (no pickle).
 
     ``extras`` (the drift reference, the model card) travel inside the model as artifacts too.
@@ -78,242 +313,73 @@ def log_pyfunc(pipeline: object, threshold: float, run_id: str, extras: dict[str
             code_paths=[str(MODEL_CODE)],
             signature=signature(),
             input_example=model_input(list(EXAMPLE_APPLICANTS.values())),
-            model_config={"decision_threshold": threshold, "run_id": run_id},
+            model_config={THRESHOLD_PARAM: threshold, "run_id": run_id},
             pip_requirements=runtime_requirements(),
             metadata={"features": [_feature_dict(f) for f in FEATURES]},
         )
         return info
 
 
-def _sigmoid_preview(
-    pipeline: Pipeline, val_x: pd.DataFrame, val_y: np.ndarray, test_x: pd.DataFrame
-) -> np.ndarray:
-    """Test risk under the sigmoid calibrator that was not applied, for the reliability diagram."""
-    from training.calibrate import _sigmoid_over
-
-    encode = pipeline[:-1]
-    calibrator = _sigmoid_over(pipeline.named_steps["model"], encode.transform(val_x), val_y)
-    preview: np.ndarray = calibrator.predict_proba(encode.transform(test_x))[:, 1]
-    return preview
-
-
-def _feature_dict(feature: Feature) -> dict[str, object]:
-    data = asdict(feature)
-    data["categories"] = list(data["categories"])
-    return data
-
-
-def run_training(
-    *,
-    n_samples: int,
-    n_estimators: int,
-    max_depth: int,
-    min_samples_leaf: int,
-    seed: int,
-    decision_threshold: float,
-    model_name: str,
-    data_path: Path | None,
-    do_register: bool,
-    calibration_mode: Mode,
-    fairness_max_gap: float,
-) -> None:
-    """One MLflow run: every stage of the flow, logged."""
-    with mlflow.start_run() as run:
-        run_id = run.info.run_id
-        _echo("run", f"MLflow run {run_id} on {mlflow.get_tracking_uri()}")
-        started = time.perf_counter()
-
-        if data_path is None:
-            frame = generate_applicants(n_samples, seed)
-            source = f"generated (n_samples={n_samples}, seed={seed})"
-        else:
-            frame = pd.read_csv(data_path)
-            source = str(data_path)
-        _echo("data", f"{len(frame):,} applicants from {source}, default rate {frame[TARGET].mean():.1%}")
-        with warnings.catch_warnings():
-            # NB: MLflow hints that integer columns cannot hold missing values; ours never do.
-            warnings.simplefilter("ignore", UserWarning)
-            dataset = from_pandas(frame, name="synthetic-applicants", targets=TARGET)
-            mlflow.log_input(dataset, context="training")
-
-        splits = split(frame, seed)
-        _echo(
-            "split",
-            f"train {len(splits.train):,} / validation {len(splits.validation):,} / "
-            f"test {len(splits.test):,} (stratified)",
-        )
-        params = {
-            "n_samples": len(frame),
-            "n_estimators": n_estimators,
-            "max_depth": max_depth,
-            "min_samples_leaf": min_samples_leaf,
-            "seed": seed,
-            "decision_threshold": decision_threshold,
-            "model_name": model_name,
-            "data_source": source,
-            "calibration": calibration_mode,
-            "fairness_max_gap": fairness_max_gap,
-            **score_parameters(),
+def register_model(
+    config: TrainingConfig, info: ModelInfo, evaluation: Evaluation, splits: Splits
+) -> Decision:
+    """Stage 6: a registered version, and the champion alias moved only if it wins."""
+    decision = register(
+        info.model_uri,
+        config.model_name,
+        evaluation.metrics["test_roc_auc"],
+        Splits.features(splits.test),
+        splits.test[TARGET].to_numpy(),
+        evaluation.fairness_problem,
+    )
+    mlflow.set_tags(
+        {
+            "registered_model": config.model_name,
+            "registered_version": decision.version,
+            "registry_alias": decision.alias,
+            "registry_decision": decision.reason,
         }
-        # NB: `mlflow run` has already logged the -P values as typed ("0" for 0.0, ".5" for 0.5);
-        # logging our parsed value again under the same key would be refused as a change.
-        already = mlflow.get_run(run_id).data.params
-        mlflow.log_params({k: v for k, v in params.items() if k not in already})
-        mlflow.set_tags({"git_commit": _git_commit(), "data_seed": str(seed)})
-
-        fit_started = time.perf_counter()
-        pipeline = fit(build_pipeline(n_estimators, max_depth, min_samples_leaf, seed), splits.train)
-        fit_seconds = time.perf_counter() - fit_started
-        _echo("train", f"RandomForest {n_estimators} trees, depth {max_depth}, fitted in {fit_seconds:.1f} s")
-
-        test_x, test_y = Splits.features(splits.test), splits.test[TARGET].to_numpy()
-        val_x, val_y = Splits.features(splits.validation), splits.validation[TARGET].to_numpy()
-        raw_test_risk = pipeline.predict_proba(test_x)[:, 1]
-        calibration = calibrate(pipeline, (val_x, val_y), (test_x, test_y), calibration_mode, seed)
-        _echo("calibrate", calibration.reason)
-
-        test_risk = pipeline.predict_proba(test_x)[:, 1]
-        val_risk = pipeline.predict_proba(val_x)[:, 1]
-        metrics = {
-            f"test_{k}": v
-            for k, v in evaluate.classification_metrics(test_y, test_risk, decision_threshold).items()
-        }
-        metrics |= {
-            f"validation_{k}": v
-            for k, v in evaluate.classification_metrics(val_y, val_risk, decision_threshold).items()
-        }
-        metrics |= calibration.metrics
-        metrics["fit_seconds"] = fit_seconds
-
-        fairness = fairness_report(test_x["age"], test_y, test_risk, decision_threshold)
-        metrics["fairness_demographic_parity_difference"] = fairness.demographic_parity_difference
-        metrics["fairness_equalized_odds_difference"] = fairness.equalized_odds_difference
-        fairness_problem = (
-            f"fairness gap {fairness.gap():.3f} across age bands exceeds the bound {fairness_max_gap:.3f}"
-            if fairness.gap() > fairness_max_gap
-            else None
-        )
-        mlflow.log_metrics(metrics)
-        mlflow.set_tags(
-            {
-                "calibration_applied": str(calibration.applied).lower(),
-                "calibration_decision": calibration.reason,
-                "fairness_gate": "failed" if fairness_problem else "passed",
-            }
-        )
-        _echo(
-            "evaluate",
-            f"test ROC AUC {metrics['test_roc_auc']:.4f}, Gini {metrics['test_gini']:.4f}, "
-            f"KS {metrics['test_ks']:.4f}, Brier {metrics['test_brier']:.4f}",
-        )
-        _echo(
-            "fairness",
-            f"demographic parity difference {fairness.demographic_parity_difference:.3f}, equalized odds "
-            f"difference {fairness.equalized_odds_difference:.3f} (bound {fairness_max_gap:.3f})",
-        )
-
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            for path in evaluate.write_plots(pipeline, test_y, test_risk, decision_threshold, folder):
-                mlflow.log_artifact(str(path), artifact_path="plots")
-            calibrated_test = raw_test_risk if not calibration.applied else test_risk
-            diagram = reliability_diagram(
-                test_y,
-                raw_test_risk,
-                calibrated_test if calibration.applied else _sigmoid_preview(pipeline, val_x, val_y, test_x),
-                folder / "reliability_diagram.png",
-            )
-            mlflow.log_artifact(str(diagram), artifact_path="plots")
-            fairness.table.to_csv(folder / "fairness_by_age_band.csv")
-            (folder / "fairness_by_age_band.md").write_text(fairness.markdown() + "\n")
-            mlflow.log_artifact(str(folder / "fairness_by_age_band.csv"), artifact_path="fairness")
-            mlflow.log_artifact(str(folder / "fairness_by_age_band.md"), artifact_path="fairness")
-
-            reference = folder / REFERENCE_ARTIFACT
-            train_features = Splits.features(splits.train)
-            reference.write_text(json.dumps(drift_reference(train_features, test_risk)))
-            card = folder / "model_card.md"
-            card.write_text(
-                model_card(
-                    model_name=model_name,
-                    run_id=run_id,
-                    params=params,
-                    metrics=metrics,
-                    calibration_reason=calibration.reason,
-                    fairness_table=fairness.markdown(),
-                    fairness_gap=fairness.gap(),
-                    fairness_bound=fairness_max_gap,
-                )
-            )
-            mlflow.log_artifact(str(reference))
-            mlflow.log_artifact(str(card))
-            _echo(
-                "evaluate",
-                "plots, reliability diagram, fairness table, drift reference and model card logged",
-            )
-
-            info = log_pyfunc(
-                pipeline, decision_threshold, run_id, {"drift_reference": reference, "model_card": card}
-            )
-        _echo("model", f"pyfunc logged as {info.model_uri}")
-
-        if do_register:
-            decision = register(
-                info.model_uri, model_name, metrics["test_roc_auc"], test_x, test_y, fairness_problem
-            )
-            mlflow.set_tags(
-                {
-                    "registered_model": model_name,
-                    "registered_version": decision.version,
-                    "registry_alias": decision.alias,
-                    "registry_decision": decision.reason,
-                }
-            )
-            _echo(
-                "register", f"{model_name} version {decision.version} → @{decision.alias}: {decision.reason}"
-            )
-        _echo("run", f"done in {time.perf_counter() - started:.1f} s")
+    )
+    _echo(
+        "register", f"{config.model_name} version {decision.version} → @{decision.alias}: {decision.reason}"
+    )
+    return decision
 
 
+# NB: no defaults here: the MLproject is their one home (`mlflow run .` always passes them all).
 @click.command()
-@click.option("--n-samples", type=click.IntRange(min=500), default=20_000, show_default=True)
-@click.option("--n-estimators", type=click.IntRange(min=1), default=100, show_default=True)
-@click.option("--max-depth", type=click.IntRange(min=1), default=12, show_default=True)
-@click.option("--min-samples-leaf", type=click.IntRange(min=1), default=5, show_default=True)
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--n-samples", type=click.IntRange(min=500), default=None, help="Applicants to generate.")
+@click.option("--n-estimators", type=click.IntRange(min=1), required=True)
+@click.option("--max-depth", type=click.IntRange(min=1), required=True)
+@click.option("--min-samples-leaf", type=click.IntRange(min=1), required=True)
+@click.option("--seed", type=int, required=True)
 @click.option(
-    "--decision-threshold",
-    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
-    default=0.5,
-    show_default=True,
+    "--decision-threshold", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True), required=True
 )
-@click.option("--model-name", default="credit-score", show_default=True)
+@click.option("--model-name", required=True)
 @click.option(
     "--data-path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help="Train on this CSV instead of generating applicants.",
 )
-@click.option("--register/--no-register", "do_register", default=True, show_default=True)
+@click.option("--register/--no-register", "register_model_", required=True)
 @click.option(
     "--calibration",
-    "calibration_mode",
     type=click.Choice(MODES),
-    default="auto",
-    show_default=True,
+    required=True,
     help="auto: apply sigmoid calibration only when it lowers the cross-fitted validation Brier score.",
 )
 @click.option(
     "--fairness-max-gap",
     type=click.FloatRange(0.0, 1.0),
-    default=0.15,
-    show_default=True,
+    required=True,
     help="Largest demographic parity or equalized odds difference across age bands for automatic promotion.",
 )
-def main(**options: object) -> None:
+def main(register_model_: bool, **options: object) -> None:
     """Train the credit-score model and log it to the active MLflow tracking server."""
     np.seterr(all="ignore")
-    run_training(**options)  # type: ignore[arg-type]
+    run_training(TrainingConfig(register=register_model_, **options))  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

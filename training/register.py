@@ -17,9 +17,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import roc_auc_score
 
 from model_code.pyfunc import model_input
-
-CHAMPION = "champion"
-CHALLENGER = "challenger"
+from model_code.tracking import CHALLENGER, CHAMPION
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,8 @@ def test_endpoint_label_is_the_route_template_never_the_raw_path(client: TestCli
     client.get("/api/v1/applicants/12345-secret")
 
     assert (
-        sample("http_requests_total", method="POST", endpoint="/api/v1/predict", status="200") == predict_ok + 1
+        sample("http_requests_total", method="POST", endpoint="/api/v1/predict", status="200")
+        == predict_ok + 1
     )
     assert sample("http_requests_total", method="GET", endpoint="<unmatched>", status="404") == unmatched + 1
     assert "12345-secret" not in client.get("/metrics").text

@@ -106,6 +106,9 @@ def test_calibration_lowers_the_brier_score_of_a_miscalibrated_forest() -> None:
     )
 
     assert result.applied
+    # A new pipeline: the one passed in is left uncalibrated.
+    assert brier_score_loss(test[1], pipeline.predict_proba(test[0])[:, 1]) == before
+    pipeline = result.pipeline
     after = brier_score_loss(test[1], pipeline.predict_proba(test[0])[:, 1])
     assert after < before
     assert result.metrics["test_brier_calibrated"] == pytest.approx(after)

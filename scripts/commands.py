@@ -49,9 +49,9 @@ def tracking_server(
     return argv
 
 
-def project_run(*params: str, experiment: str | None = None) -> list[str]:
-    """`mlflow run . --env-manager local` with ``-P name=value`` parameters."""
-    argv = [venv_bin("mlflow"), "run", str(PROJECT_ROOT), "--env-manager", "local"]
+def project_run(*params: str, experiment: str | None = None, entry_point: str = "main") -> list[str]:
+    """`mlflow run . --env-manager local` of ``entry_point`` with ``-P name=value`` parameters."""
+    argv = [venv_bin("mlflow"), "run", str(PROJECT_ROOT), "--env-manager", "local", "-e", entry_point]
     if experiment is not None:
         argv += ["--experiment-name", experiment]
     for param in params:

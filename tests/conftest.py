@@ -36,10 +36,12 @@ def create_experiment(store: TrackingStore, artifact_root: Path) -> None:
         client.create_experiment(store.experiment, artifact_location=artifact_root.as_uri())
 
 
-def mlflow_run(store: TrackingStore, *params: str) -> subprocess.CompletedProcess[str]:
+def mlflow_run(
+    store: TrackingStore, *params: str, entry_point: str = "main"
+) -> subprocess.CompletedProcess[str]:
     """`mlflow run . --env-manager local` exactly as the README has it, against ``store``."""
     result = subprocess.run(
-        commands.project_run(*params, experiment=store.experiment),
+        commands.project_run(*params, experiment=store.experiment, entry_point=entry_point),
         cwd=store.root,
         env=project_env(MLFLOW_TRACKING_URI=store.tracking_uri),
         capture_output=True,

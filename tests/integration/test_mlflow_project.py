@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import TEST_N_ESTIMATORS, TEST_N_SAMPLES, TrackingStore, mlflow_run
+from tests.conftest import TEST_N_ESTIMATORS, TEST_N_SAMPLES, TrackingStore, create_experiment, mlflow_run
 
 pytestmark = pytest.mark.integration
 
@@ -99,3 +99,24 @@ def test_a_model_over_the_fairness_bound_is_never_made_champion(sqlite_store: Tr
     assert run.data.tags["fairness_gate"] == "failed"
     assert run.data.tags["registry_alias"] == "challenger"
     assert "never promoted automatically" in run.data.tags["registry_decision"]
+
+
+def test_generate_data_then_train_use_the_mlproject_defaults(tmp_path: Path) -> None:
+    """The MLproject is the one home of the defaults: the entry points run on them alone."""
+    store = TrackingStore(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path)
+    create_experiment(store, tmp_path / "artifacts")
+    data = tmp_path / "applicants.csv"
+
+    mlflow_run(store, "n_samples=1000", f"output={data}", entry_point="generate_data")
+    mlflow_run(store, f"data_path={data}", "n_estimators=5", entry_point="train")
+
+    client = MlflowClient(tracking_uri=store.tracking_uri)
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name(store.experiment).experiment_id],
+        filter_string="params.data_path != ''",
+    )
+    assert run.data.params["decision_threshold"] == "0.5"
+    assert run.data.params["max_depth"] == "12"
+    assert run.data.params["data_source"] == str(data)
+    assert "registry_alias" not in run.data.tags  # NB: train never registers
+    assert len(data.read_text().splitlines()) == 1 + 1000

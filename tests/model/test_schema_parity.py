@@ -5,17 +5,20 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from model_code.contract import OUTPUT_COLUMNS
-from model_code.preprocessing import ENGINEERED_FEATURES, build_preprocessor
+from model_code.preprocessing import ENGINEERED_FEATURES, build_preprocessor, ratio_columns
 from model_code.pyfunc import signature
+from model_code.reasons import REASONS
 from model_code.schema import (
     CATEGORICAL_FEATURES,
     EXAMPLE_APPLICANTS,
     FEATURE_NAMES,
     FEATURES,
     NUMERIC_FEATURES,
+    RATIOS,
 )
 from tests.model.schema_rules import violations
 from training.data import TARGET, generate_applicants
@@ -92,3 +95,26 @@ def test_readme_request_table_matches_the_schema() -> None:
         else:
             assert kind == feature.kind
             assert rule.startswith(f"{feature.minimum:,.0f} to {feature.maximum:,.0f}"), feature.name
+
+
+def test_every_reason_code_has_one_wording() -> None:
+    wording: dict[str, set[str]] = {}
+    for reason in [*(f.reason for f in FEATURES), *(r.reason for r in RATIOS)]:
+        wording.setdefault(reason.code, set()).add(reason.description)
+
+    assert {code: texts for code, texts in wording.items() if len(texts) > 1} == {}
+    assert [r.code for r in REASONS] == list(wording)
+
+
+def test_each_ratio_reads_its_declared_inputs_and_nothing_else() -> None:
+    rng = np.random.default_rng(3)
+    # NB: above the income floor and past age 18, where every ratio moves with its inputs.
+    columns = {name: rng.uniform(2_000, 50_000, size=50) for name in NUMERIC_FEATURES}
+    base = ratio_columns(columns)
+
+    for name in NUMERIC_FEATURES:
+        changed = ratio_columns({**columns, name: columns[name] * 1.5 + 7})
+        for ratio, before, after in zip(RATIOS, base, changed, strict=True):
+            moved = not np.array_equal(before, after)
+            assert moved == (name in ratio.inputs), (ratio.name, name)
+    assert ENGINEERED_FEATURES == tuple(r.name for r in RATIOS)

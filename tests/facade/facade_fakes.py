@@ -1,20 +1,25 @@
-"""Stand-ins for the scoring server and the model registry, shared by the facade tests."""
+"""Stand-ins for the scoring server and the model registry, shared by the facade tests.
+
+Only the facade's dependencies (and model_code's stdlib modules) are imported: what training
+would compute (a drift reference, generated applicants) is read from ``data/``, recorded by
+``tests/model/test_facade_recordings.py``, which also holds it to what training writes now.
+"""
 
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 
 import httpx
-import numpy as np
 
 from model_code.drift import REFERENCE_ARTIFACT
 from model_code.reasons import REASONS_BY_CODE, credit_score
 from model_code.schema import EXAMPLE_APPLICANTS
-from training.data import TARGET, generate_applicants
-from training.reference import drift_reference
+from model_code.tracking import RUN_ID_PATTERN
 
 SCORING_URL = "http://scoring.test"
 TRACKING_URI = "http://mlflow.test"
@@ -25,6 +30,9 @@ UNREGISTERED_RUN = "ffffffffffffffffffffffffffffffff"
 REGISTERED = {RUN_1: ["1"], RUN_2: ["2", "3"]}
 APPROVED = EXAMPLE_APPLICANTS["approved"]
 REJECTED = EXAMPLE_APPLICANTS["rejected"]
+DATA = Path(__file__).resolve().parent / "data"
+REFERENCE_FILE = DATA / "drift_reference.json"
+APPLICANTS_FILE = DATA / "applicants.json"
 
 
 BASE_RISK = 0.05
@@ -75,7 +83,9 @@ def fake_model(run_id: str = RUN_1) -> Callable[[httpx.Request], httpx.Response]
 
 
 def search_versions(request: httpx.Request) -> httpx.Response:
-    match = re.fullmatch(r"name='credit-score' and run_id='([0-9a-f]{32})'", request.url.params["filter"])
+    match = re.fullmatch(
+        rf"name='credit-score' and run_id='({RUN_ID_PATTERN})'", request.url.params["filter"]
+    )
     assert match, "the registry filter must name the model and one run id"
     run_id = match.group(1)
     versions = [{"name": "credit-score", "version": v, "run_id": run_id} for v in REGISTERED.get(run_id, [])]
@@ -109,9 +119,18 @@ MODEL_CARD = (
 @cache
 def reference_body() -> bytes:
     """A drift reference as training writes it: generated applicants and this fake model's risk on them."""
-    frame = generate_applicants(5000, seed=11).drop(columns=[TARGET])
-    risks = np.array([risk(int(marks)) for marks in frame["derogatory_marks"]])
-    return json.dumps(drift_reference(frame, risks)).encode()
+    return REFERENCE_FILE.read_bytes()
+
+
+@cache
+def _pool() -> tuple[dict[str, object], ...]:
+    recorded = json.loads(APPLICANTS_FILE.read_text())
+    return tuple(dict(zip(recorded["columns"], row, strict=True)) for row in recorded["data"])
+
+
+def generated_applicants(n: int, seed: int) -> list[dict[str, object]]:
+    """``n`` distinct applicants drawn (by ``seed``) from a pool the generator made: like traffic."""
+    return [dict(row) for row in random.Random(seed).sample(_pool(), n)]
 
 
 def run_artifacts(request: httpx.Request) -> httpx.Response:

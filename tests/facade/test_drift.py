@@ -1,8 +1,8 @@
 """Drift gauges: PSI of recent traffic against the served run's reference, computed at scrape time.
 
-The reference is built in the test the way training builds it (``training.reference``), from the
-synthetic generator and the fake model's risk; traffic comes from the same generator (another seed)
-or from it shifted.
+The reference is the one training builds (``training.reference``) from the synthetic generator and
+the fake model's risk, recorded; traffic is drawn from a recorded pool of the same generator's
+applicants (another seed), or from it shifted.
 """
 
 from __future__ import annotations
@@ -24,8 +24,14 @@ from facade.main import create_app
 from facade.upstream.registry import RegistryClient
 from model_code.drift import PSI_MODERATE, PSI_SIGNIFICANT, REFERENCE_ARTIFACT
 from model_code.schema import FEATURE_NAMES
-from tests.facade.facade_fakes import RUN_1, RUN_2, TRACKING_URI, fake_model, reference_body
-from training.data import TARGET, generate_applicants
+from tests.facade.facade_fakes import (
+    RUN_1,
+    RUN_2,
+    TRACKING_URI,
+    fake_model,
+    generated_applicants,
+    reference_body,
+)
 
 WINDOW = 1000
 MIN_SAMPLES = 100
@@ -34,10 +40,7 @@ MARKER_INCOME = 123_457.0
 
 
 def applicants(n: int, seed: int) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = json.loads(
-        generate_applicants(n, seed).drop(columns=[TARGET]).to_json(orient="records")
-    )
-    return rows
+    return generated_applicants(n, seed)
 
 
 def shifted(rows: list[dict[str, object]]) -> list[dict[str, object]]:

@@ -1,6 +1,6 @@
 # Images of the Compose stack, one Dockerfile with two final targets:
 #   facade  the FastAPI facade (`python -m facade`): only the `facade` extra, no mlflow, pandas or
-#           scikit-learn (DESIGN.md: the facade image must not need them)
+#           scikit-learn (docs/architecture.md: the facade image must not need them)
 #   mlflow  mlflow 3.17.2 with the `model` extra and the PostgreSQL driver: the tracking server,
 #           the `mlflow run .` training job and `mlflow models serve` all run from it
 # Build one with `docker build --target facade -t credit-score-api .` (Compose builds both).
@@ -40,7 +40,8 @@ COPY pyproject.toml ./
 # NB: the requirement lists are read from pyproject.toml's extras (one source of pins); the
 # project itself is not installed: the final stages copy its sources, so the facade image gets
 # only facade/ and model_code's stdlib-only modules (the schema, the reason catalogue and score
-# scale, the PSI computation), never training/ or the pyfunc.
+# scale, the PSI computation, the output contract, the tracking names), never training/ or the
+# pyfunc.
 RUN python -c "import tomllib; extras = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']; [open(f'/tmp/requirements-{name}.txt', 'w').write('\n'.join(extras[name]) + '\n') for name in ('facade', 'model')]" \
     && pip install --prefix=/install/facade -r /tmp/requirements-facade.txt \
     && pip install --prefix=/install/model -r /tmp/requirements-model.txt \
@@ -52,7 +53,7 @@ FROM python-base AS facade
 
 COPY --from=builder /install/facade /usr/local
 # NB: sources stay owned by root: the service user can read them but not change them.
-COPY model_code/__init__.py model_code/schema.py model_code/reasons.py model_code/drift.py model_code/
+COPY model_code/__init__.py model_code/schema.py model_code/reasons.py model_code/drift.py model_code/contract.py model_code/tracking.py model_code/
 COPY facade/ facade/
 
 # NB: the facade defaults to 127.0.0.1 for `make run`; inside a container it must listen on
@@ -88,7 +89,7 @@ RUN mkdir -p /app/data /mlartifacts \
     && chown app:app /app/data /mlartifacts
 
 # NB: `mlflow server` otherwise starts a job runner and huey consumers (about 3 GB of RAM
-# instead of about 500 MB, see DESIGN.md); the stack does not use server-side jobs.
+# instead of about 500 MB, see docs/architecture.md); the stack does not use server-side jobs.
 ENV MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
 
 USER app

@@ -1,4 +1,5 @@
-# Local development: `make run` starts the stack, `make test` runs every test (CI runs it too).
+# Local development: `make run` starts the stack, `make test` runs every test, `make lint` checks the code
+# (CI runs both).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -18,8 +19,9 @@ install: $(STAMP)
 run: install
 	$(PY) -m scripts.run_stack
 
+# NB: --cov reads its packages (model_code, training, facade) from pyproject.toml's [tool.coverage.run].
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --cov --cov-report=term $(PYTEST_ARGS)
 
 # The facade against the raw MLflow scoring server, side by side; BENCH_ARGS="--json bench.json" keeps it.
 bench: install

@@ -128,7 +128,7 @@ def decide(rejection: np.ndarray, threshold: float) -> dict[str, Any]:
     }
 
 
-def principal_reasons(contributions: np.ndarray) -> list[list[dict[str, object]]]:
+def principal_reasons(contributions: np.ndarray) -> list[list[dict[str, Any]]]:
     """Per row, up to four reasons that raised the risk most, largest first (ties in catalogue order)."""
     order = np.argsort(-contributions, axis=1, kind="stable")[:, :MAX_REASONS]
     rows = []

@@ -63,7 +63,8 @@ class Feature:
             return self.rule()
         if self.kind == "integer" and isinstance(value, float) and not value.is_integer():
             return self.rule()
-        assert self.minimum is not None and self.maximum is not None
+        assert self.minimum is not None
+        assert self.maximum is not None
         if not self.minimum <= value <= self.maximum:
             return self.rule()
         return None

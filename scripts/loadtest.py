@@ -51,7 +51,7 @@ async def run(
     method: str = "POST",
     body: object = None,
     headers: dict[str, str] | None = None,
-    timeout: float = 10.0,
+    request_timeout: float = 10.0,
 ) -> tuple[Results, float]:
     """Load ``url`` for ``duration`` seconds from ``concurrency`` clients; return results and seconds."""
     results = Results()
@@ -60,7 +60,7 @@ async def run(
         {"Content-Type": "application/json", **(headers or {})} if content else dict(headers or {})
     )
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False) as client:
+    async with httpx.AsyncClient(timeout=request_timeout, limits=limits, trust_env=False) as client:
         deadline = time.monotonic() + duration
 
         async def client_loop() -> None:
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
             method=method,
             body=body,
             headers=headers,
-            timeout=args.timeout,
+            request_timeout=args.timeout,
         )
     )
     print(report(args.url, args.concurrency, results, elapsed))  # noqa: T201 - this is a console program

@@ -7,6 +7,7 @@ signalling its whole process group, and only groups this module started are ever
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -127,10 +128,8 @@ class ManagedProcess:
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _group_alive(pgid: int) -> bool:

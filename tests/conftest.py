@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,13 +52,13 @@ def mlflow_run(
 
 
 @pytest.fixture(scope="session")
-def sqlite_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackingStore]:
+def sqlite_store(tmp_path_factory: pytest.TempPathFactory) -> TrackingStore:
     """A fresh SQLite store where `mlflow run .` trained one champion (session-wide, it takes ~15 s)."""
     root = tmp_path_factory.mktemp("sqlite-store")
     store = TrackingStore(f"sqlite:///{root / 'mlflow.db'}", root)
     create_experiment(store, root / "artifacts")
     mlflow_run(store, f"n_samples={TEST_N_SAMPLES}", f"n_estimators={TEST_N_ESTIMATORS}")
-    yield store
+    return store
 
 
 @pytest.fixture(scope="session")

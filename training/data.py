@@ -145,7 +145,8 @@ def _uniform(rng: np.random.Generator, feature: Feature, n_samples: int) -> np.n
     if feature.kind == "category":
         drawn: np.ndarray = rng.choice(np.array(feature.categories), size=n_samples)
         return drawn
-    assert feature.minimum is not None and feature.maximum is not None
+    assert feature.minimum is not None
+    assert feature.maximum is not None
     if feature.kind == "integer":
         return rng.integers(int(feature.minimum), int(feature.maximum), size=n_samples, endpoint=True)
     return np.round(rng.uniform(feature.minimum, feature.maximum, size=n_samples), 2)

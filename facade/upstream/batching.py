@@ -136,7 +136,7 @@ class MicroBatcher(Generic[Result]):
             # NB: one refused row must not fail its neighbours: score each on its own.
             await asyncio.gather(*(self._deliver([p]) for p in batch))
             return
-        except Exception as exc:  # noqa: BLE001 - every caller in this batch gets the failure
+        except Exception as exc:
             _fail(batch, exc)
             return
         if len(results) != len(batch):

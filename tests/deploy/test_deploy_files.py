@@ -258,7 +258,8 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path, env_file: str) -
     resolved = yaml.safe_load(result.stdout)
     assert set(resolved["services"]) == SERVICES
     for name, spec in resolved["services"].items():
-        assert ":" in spec["image"] and not spec["image"].endswith(":latest"), name
+        assert ":" in spec["image"], name
+        assert not spec["image"].endswith(":latest"), name
 
 
 def test_compose_has_the_seven_services_and_no_top_level_name() -> None:
@@ -272,7 +273,8 @@ def test_compose_has_the_seven_services_and_no_top_level_name() -> None:
 def test_every_image_is_pinned(name: str) -> None:
     image = service(name)["image"]
     repository, _, tag = image.rpartition(":")
-    assert repository and "/" not in tag, f"{name}: image {image!r} has no tag"
+    assert repository, f"{name}: image {image!r} has no tag"
+    assert "/" not in tag, f"{name}: image {image!r} has no tag"
     assert tag != "latest", f"{name}: image {image!r} is not pinned"
     if repository not in BUILT_IMAGES:
         # Third-party images: a full version, not a moving major/minor tag such as `15` or `v3`.
@@ -294,7 +296,8 @@ def test_long_running_services_have_healthchecks(name: str, needle: str) -> None
     check = service(name)["healthcheck"]
     assert not check.get("disable", False)
     assert needle in healthcheck_test(name)
-    assert check.get("interval") and check.get("retries")
+    assert check.get("interval")
+    assert check.get("retries")
 
 
 def test_the_training_job_is_one_shot() -> None:
@@ -351,7 +354,7 @@ def test_env_example_comments_every_variable() -> None:
 
 
 def test_containers_call_the_tracking_server_by_an_explicit_uri() -> None:
-    """DESIGN.md: resolving models:/ without MLFLOW_TRACKING_URI silently creates an empty store."""
+    """Resolving models:/ without MLFLOW_TRACKING_URI creates an empty store (docs/architecture.md)."""
     for name in ("train", "model", "api"):
         assert service(name)["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5001", name
     assert service("api")["environment"]["SCORING_URL"] == "http://model:5002"
@@ -365,7 +368,8 @@ def test_commands_are_the_natively_proven_ones() -> None:
     # NB: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the image has psycopg2-binary.
     assert options["--backend-store-uri"].startswith("postgresql+psycopg2://")
     assert options["--backend-store-uri"].endswith("@postgres:5432/mlflow")
-    assert "--serve-artifacts" in server and "--artifacts-destination" in server
+    assert "--serve-artifacts" in server
+    assert "--artifacts-destination" in server
     assert server[server.index("--workers") + 1] == "1"
     assert server[server.index("--host") + 1] == "0.0.0.0"
     assert server[server.index("--port") + 1] == "5001"
@@ -412,7 +416,8 @@ def test_prometheus_scrapes_the_facade_and_the_tracking_server() -> None:
 def test_grafana_provisioning_points_at_prometheus_and_the_mounted_dashboards() -> None:
     datasources = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())
     (source,) = datasources["datasources"]
-    assert source["uid"] == "prometheus" and source["type"] == "prometheus"
+    assert source["uid"] == "prometheus"
+    assert source["type"] == "prometheus"
     assert source["url"] == "http://prometheus:9090"
 
     providers = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "dashboards.yml").read_text())
@@ -424,7 +429,9 @@ def test_grafana_provisioning_points_at_prometheus_and_the_mounted_dashboards() 
 
 def test_dashboard_parses_and_uses_the_provisioned_datasource() -> None:
     dashboard = json.loads(DASHBOARD.read_text())
-    assert dashboard["uid"] and dashboard["title"] and dashboard["panels"]
+    assert dashboard["uid"]
+    assert dashboard["title"]
+    assert dashboard["panels"]
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids))
     for panel in dashboard["panels"]:
@@ -474,7 +481,10 @@ def test_every_from_is_pinned_or_a_previous_stage() -> None:
     for name, stage in stages.items():
         if stage.base not in seen:
             repository, _, tag = stage.base.rpartition(":")
-            assert repository and tag and tag != "latest" and "$" not in stage.base, stage.base
+            assert repository, stage.base
+            assert tag, stage.base
+            assert tag != "latest", stage.base
+            assert "$" not in stage.base, stage.base
             assert re.search(r"\d+\.\d+\.\d+", tag), f"{stage.base}: pin a full version"
         seen.add(name)
     assert stages["python-base"].base == "python:3.11.7-slim-bookworm"
@@ -484,7 +494,8 @@ def test_every_from_is_pinned_or_a_previous_stage() -> None:
 def test_final_stages_run_as_non_root_with_a_healthcheck(target: str) -> None:
     stage = dockerfile_stages()[target]
     users = stage.all("USER")
-    assert users and users[-1].split(":")[0] not in {"root", "0"}
+    assert users
+    assert users[-1].split(":")[0] not in {"root", "0"}
     (healthcheck,) = stage.all("HEALTHCHECK")
     # NB: a malformed JSON array silently becomes shell form, which slim images run as /bin/sh -c.
     exec_form = healthcheck[healthcheck.index("CMD") + len("CMD") :].strip()

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -50,7 +51,7 @@ def reasons(rejection: float) -> list[dict[str, object]]:
     ]
 
 
-def scored(rejection: float, run_id: str = RUN_1) -> dict[str, object]:
+def scored(rejection: float, run_id: str = RUN_1) -> dict[str, Any]:
     """One record as the pyfunc writes it (threshold 0.5)."""
     rejected = rejection >= 0.5
     return {

@@ -36,7 +36,8 @@ def test_one_json_line_per_request_with_route_status_latency_and_request_id(
     line = lines[0]
     assert line["logger"] == "facade.access"
     assert (line["method"], line["route"], line["status"]) == ("POST", "/api/v1/predict", 200)
-    assert isinstance(line["latency_ms"], float) and line["latency_ms"] > 0
+    assert isinstance(line["latency_ms"], float)
+    assert line["latency_ms"] > 0
     assert line["request_id"] == "req-42" == response.headers["x-request-id"]
     assert line["application_ids"] == [response.json()["application_id"]]
     assert "application_ids" not in lines[1]

@@ -32,7 +32,8 @@ def test_ready_when_served_and_registered(client: TestClient, upstream: respx.Mo
         "model_alias": "champion",
     }
     assert REGISTRY.get_sample_value("model_loaded") == 1
-    assert upstream["ping"].called and upstream["invocations"].called
+    assert upstream["ping"].called
+    assert upstream["invocations"].called
 
 
 def test_ready_checks_live_on_every_call(client: TestClient, upstream: respx.MockRouter) -> None:
@@ -73,7 +74,11 @@ def test_ready_checks_live_on_every_call(client: TestClient, upstream: respx.Moc
     ],
 )
 def test_not_ready_is_503_with_the_reason(
-    client: TestClient, upstream: respx.MockRouter, route: str, failure: object, reason: str
+    client: TestClient,
+    upstream: respx.MockRouter,
+    route: str,
+    failure: httpx.Response | Exception,
+    reason: str,
 ) -> None:
     if isinstance(failure, httpx.Response):
         upstream[route].mock(return_value=failure)

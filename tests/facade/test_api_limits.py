@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +23,7 @@ BATCH = "/api/v1/predict/batch"
 CAP = 2
 
 
-def slow_model(seconds: float) -> object:
+def slow_model(seconds: float) -> Callable[[httpx.Request], Awaitable[httpx.Response]]:
     score = fake_model()
 
     async def respond(request: httpx.Request) -> httpx.Response:
@@ -63,7 +64,8 @@ def test_past_max_in_flight_requests_are_shed_at_once(
 
 
 def test_slots_are_given_back(limited: TestClient, upstream: respx.MockRouter) -> None:
-    upstream["invocations"].mock(side_effect=[httpx.ConnectError("refused")] * 3 + [fake_model()] * 10)
+    answers: list[Any] = [httpx.ConnectError("refused")] * 3 + [fake_model()] * 10
+    upstream["invocations"].mock(side_effect=answers)
     limited.post(PREDICT, json=APPROVED)
     limited.post(PREDICT, json={"age": "x"})
 

@@ -126,4 +126,5 @@ def test_exposition_passes_promtool(client: TestClient) -> None:
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip() == "" and result.stderr.strip() == ""
+    assert result.stdout.strip() == ""
+    assert result.stderr.strip() == ""

@@ -45,7 +45,8 @@ def test_every_route_declares_the_statuses_it_can_return(openapi: dict[str, Any]
 def test_errors_are_declared_as_problem_json(openapi: dict[str, Any]) -> None:
     for path, operations in openapi["paths"].items():
         for method, operation in operations.items():
-            assert operation["summary"] and operation["description"], (method, path)
+            assert operation["summary"], (method, path)
+            assert operation["description"], (method, path)
             for status, response in operation["responses"].items():
                 if int(status) >= 400:
                     assert response["content"] == {
@@ -98,7 +99,8 @@ def test_response_documents_score_points_and_reasons(openapi: dict[str, Any]) ->
     prediction = schemas["PredictionPublic"]["properties"]
     reason = schemas["ReasonPublic"]["properties"]
 
-    assert prediction["credit_score"]["minimum"] == 300 and prediction["credit_score"]["maximum"] == 850
+    assert prediction["credit_score"]["minimum"] == 300
+    assert prediction["credit_score"]["maximum"] == 850
     assert (
         "600 points at 50:1 good:bad odds, 20 more points each time the odds double"
         in (prediction["credit_score"]["description"])

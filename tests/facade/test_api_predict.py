@@ -191,5 +191,6 @@ def test_batch_maps_score_points_and_reasons_per_row(client: TestClient) -> None
     body = client.post("/api/v1/predict/batch", json={"applications": [APPROVED, REJECTED]}).json()
 
     approved, rejected = body["predictions"]
-    assert approved["reasons"] == [] and rejected["reasons"][0]["code"] == "DEROGATORY_MARKS"
+    assert approved["reasons"] == []
+    assert rejected["reasons"][0]["code"] == "DEROGATORY_MARKS"
     assert approved["credit_score"] > rejected["credit_score"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -52,7 +53,8 @@ def test_upstream_deadlines_come_from_settings(settings: Settings, upstream: res
 def test_a_refused_connection_is_retried_then_succeeds(
     client: TestClient, upstream: respx.MockRouter
 ) -> None:
-    upstream["invocations"].mock(side_effect=[REFUSED, REFUSED, fake_model()])
+    answers: list[Any] = [REFUSED, REFUSED, fake_model()]
+    upstream["invocations"].mock(side_effect=answers)
     retries = REGISTRY.get_sample_value("upstream_retries_total") or 0
 
     response = client.post(PREDICT, json=APPROVED)

@@ -181,7 +181,7 @@ def test_rows_from_two_runs_in_one_answer_is_502(client: TestClient, upstream: r
     ids=["down", "slow", "error", "garbage"],
 )
 def test_registry_failure_is_503_never_a_guessed_version(
-    client: TestClient, upstream: respx.MockRouter, registry_failure: object
+    client: TestClient, upstream: respx.MockRouter, registry_failure: httpx.Response | Exception
 ) -> None:
     if isinstance(registry_failure, httpx.Response):
         upstream["search"].mock(return_value=registry_failure)

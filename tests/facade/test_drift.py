@@ -129,7 +129,8 @@ def test_gauges_are_absent_below_the_minimum_window_and_the_reference_is_not_fet
 
     score(drift_client, rows[-1:])
     features, score_psi = scrape(drift_client)
-    assert set(features) == set(FEATURE_NAMES) and len(score_psi) == 1
+    assert set(features) == set(FEATURE_NAMES)
+    assert len(score_psi) == 1
 
 
 def test_the_reference_is_fetched_once_per_run_from_the_runs_artifact_root(
@@ -156,7 +157,7 @@ def test_the_window_restarts_when_the_served_run_changes(
     assert scrape(drift_client) == ({}, [])  # NB: the old run's traffic is gone, the new is too short
 
     score(drift_client, applicants(1, seed=7))
-    features, (score_psi,) = scrape(drift_client)
+    _, (score_psi,) = scrape(drift_client)
     assert score_psi < PSI_MODERATE
     assert upstream["artifact"].calls.last.request.url.params["run_uuid"] == RUN_2
 
@@ -167,7 +168,8 @@ def test_single_predictions_enter_the_window_too(drift_client: TestClient) -> No
 
     features, score_psi = scrape(drift_client)
 
-    assert set(features) == set(FEATURE_NAMES) and len(score_psi) == 1
+    assert set(features) == set(FEATURE_NAMES)
+    assert len(score_psi) == 1
 
 
 @pytest.mark.parametrize(
@@ -203,8 +205,10 @@ def test_a_reference_that_cannot_be_had_never_fails_a_prediction(
     assert scrapes == [({}, [])] * 3
     assert upstream["artifact"].call_count == 1  # NB: not asked again at every scrape
     warning = next(r for r in caplog.records if r.name == "facade.drift")
-    assert warning.levelno == logging.WARNING and REFERENCE_ARTIFACT in warning.getMessage()
-    assert str(MARKER_INCOME) not in caplog.text and "123457" not in caplog.text
+    assert warning.levelno == logging.WARNING
+    assert REFERENCE_ARTIFACT in warning.getMessage()
+    assert str(MARKER_INCOME) not in caplog.text
+    assert "123457" not in caplog.text
 
 
 def test_a_failed_reference_is_asked_for_again_after_the_retry_period() -> None:
@@ -230,7 +234,8 @@ def test_a_failed_reference_is_asked_for_again_after_the_retry_period() -> None:
         seen = asyncio.run(scenario())
 
     assert seen[:2] == [None, None]
-    assert seen[2] is not None and set(seen[2]) == {*FEATURE_NAMES, "risk_score"}
+    assert seen[2] is not None
+    assert set(seen[2]) == {*FEATURE_NAMES, "risk_score"}
     assert route.call_count == 2
 
 

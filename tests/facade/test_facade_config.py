@@ -57,8 +57,9 @@ def test_model_stage_maps_to_an_alias_with_a_warning(
     with caplog.at_level(logging.WARNING, logger="facade"):
         settings = Settings()
 
-    assert settings.MODEL_ALIAS == alias
-    assert "MODEL_STAGE" in caplog.text and "deprecated" in caplog.text
+    assert alias == settings.MODEL_ALIAS
+    assert "MODEL_STAGE" in caplog.text
+    assert "deprecated" in caplog.text
 
 
 def test_explicit_model_alias_wins_over_model_stage(

@@ -39,7 +39,8 @@ def test_without_a_drain_period_sigterm_exits_at_once() -> None:
 
     s.handle_exit(signal.SIGTERM, None)
 
-    assert lifecycle.draining and s.should_exit
+    assert lifecycle.draining
+    assert s.should_exit
 
 
 def test_a_second_signal_skips_the_rest_of_the_drain() -> None:
@@ -56,7 +57,8 @@ def test_sigint_skips_the_drain() -> None:
 
     s.handle_exit(signal.SIGINT, None)
 
-    assert lifecycle.draining and s.should_exit
+    assert lifecycle.draining
+    assert s.should_exit
 
 
 def test_readiness_is_503_while_draining_without_calling_upstream(

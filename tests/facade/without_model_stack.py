@@ -1,7 +1,8 @@
 """A pytest plugin that makes the model stack and ``training`` unimportable, as in the facade's image.
 
-Loaded with ``-p tests.facade.without_model_stack`` before anything is collected; any import of a
-blocked package (directly, or inside a library) raises ImportError.
+Loaded with ``-p tests.facade.without_model_stack``: before the first conftest is loaded, any import
+of a blocked package (directly, or inside a library) starts raising ImportError. Importing this
+module does nothing else.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
+
+import pytest
 
 BLOCKED = frozenset(
     {"mlflow", "pandas", "numpy", "sklearn", "scipy", "skops", "matplotlib", "fairlearn", "training"}
@@ -25,6 +28,8 @@ class _Blocker:
         return None
 
 
-for _name in [m for m in sys.modules if m.split(".")[0] in BLOCKED]:
-    del sys.modules[_name]
-sys.meta_path.insert(0, _Blocker())
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests() -> None:
+    for name in [m for m in sys.modules if m.split(".")[0] in BLOCKED]:
+        del sys.modules[name]
+    sys.meta_path.insert(0, _Blocker())

@@ -82,7 +82,7 @@ class StubUpstream:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # NB: keep-alive, as the real servers do
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
             def _answer(self, status: int, body: object) -> None:
@@ -93,7 +93,7 @@ class StubUpstream:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 path = urlsplit(self.path).path
                 if path == "/ping":
                     self._answer(200, {})
@@ -106,7 +106,7 @@ class StubUpstream:
                 else:
                     self._answer(404, {})
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if urlsplit(self.path).path != "/invocations":
                     self._answer(404, {})

@@ -48,7 +48,8 @@ def test_facade_returns_the_scoring_servers_own_numbers(stack: Stack) -> None:
         f"{stack.api_url}/api/v1/predict/batch", json={"applications": applications}, timeout=60
     )
 
-    assert raw.status_code == 200 and facade.status_code == 200, facade.text
+    assert raw.status_code == 200, raw.text
+    assert facade.status_code == 200, facade.text
     expected = pd.DataFrame(raw.json()["predictions"])
     got = pd.DataFrame(facade.json()["predictions"])
     assert got["prediction"].tolist() == expected["prediction"].tolist()
@@ -75,18 +76,21 @@ def test_readme_applicants_show_score_points_and_reasons_through_both_apis(stack
     raw = httpx.post(f"{stack.scoring_url}/invocations", json={"dataframe_records": [applicant]}, timeout=30)
     public = httpx.post(f"{stack.api_url}/api/v1/predict", json=applicant, timeout=30)
 
-    assert raw.status_code == 200 and public.status_code == 200, public.text
+    assert raw.status_code == 200, raw.text
+    assert public.status_code == 200, public.text
     (expected,) = raw.json()["predictions"]
     got = public.json()
     assert got["prediction"] == expected["prediction"] == name.upper()
-    assert isinstance(got["credit_score"], int) and 300 <= got["credit_score"] <= 850
+    assert isinstance(got["credit_score"], int)
+    assert 300 <= got["credit_score"] <= 850
     assert got["credit_score"] == expected["credit_score"]
     assert got["reasons"] == expected["reasons"]
     assert len(got["reasons"]) <= 4
     if name == "rejected":
         assert got["reasons"], "a rejection always carries its principal reasons"
     contributions = [r["contribution"] for r in got["reasons"]]
-    assert contributions == sorted(contributions, reverse=True) and all(c > 0 for c in contributions)
+    assert contributions == sorted(contributions, reverse=True)
+    assert all(c > 0 for c in contributions)
 
 
 def test_model_card_is_served_as_markdown(stack: Stack) -> None:
@@ -131,7 +135,7 @@ def test_model_info_describes_the_served_version(stack: Stack) -> None:
     assert info["run_id"] == champion.run_id
     assert info["decision_threshold"] == 0.5
     assert info["metrics"]["roc_auc"] == pytest.approx(
-        client.get_run(champion.run_id).data.metrics["test_roc_auc"]
+        client.get_run(str(champion.run_id)).data.metrics["test_roc_auc"]
     )
     assert [f["name"] for f in info["features"]][:2] == ["age", "income"]
 

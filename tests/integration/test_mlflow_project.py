@@ -18,7 +18,7 @@ def test_first_run_registers_version_1_as_champion(sqlite_store: TrackingStore) 
     champion = client.get_model_version_by_alias("credit-score", "champion")
 
     assert str(champion.version) == "1"
-    run = client.get_run(champion.run_id)
+    run = client.get_run(str(champion.run_id))
     assert run.data.tags["registry_alias"] == "champion"
     assert run.data.tags["data_seed"] == "42"
     assert "git_commit" in run.data.tags
@@ -26,19 +26,20 @@ def test_first_run_registers_version_1_as_champion(sqlite_store: TrackingStore) 
         assert f"test_{metric}" in run.data.metrics
     assert run.data.metrics["test_roc_auc"] > 0.65
     assert run.data.params["n_estimators"] == "40"
-    plots = {Path(a.path).name for a in client.list_artifacts(champion.run_id, "plots")}
+    plots = {Path(a.path).name for a in client.list_artifacts(str(champion.run_id), "plots")}
     assert {
         "roc_curve.png",
         "calibration_curve.png",
         "confusion_matrix.png",
         "feature_importance.png",
     } <= plots
+    assert run.inputs is not None
     assert [i.dataset.name for i in run.inputs.dataset_inputs] == ["synthetic-applicants"]
 
 
 def test_run_logs_calibration_fairness_drift_reference_and_model_card(sqlite_store: TrackingStore) -> None:
     client = MlflowClient(tracking_uri=sqlite_store.tracking_uri)
-    run = client.get_run(client.get_model_version_by_alias("credit-score", "champion").run_id)
+    run = client.get_run(str(client.get_model_version_by_alias("credit-score", "champion").run_id))
 
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     fairness = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "fairness")}
@@ -78,7 +79,7 @@ def test_a_worse_model_becomes_challenger_and_leaves_the_champion(sqlite_store: 
     assert str(client.get_model_version_by_alias("credit-score", "champion").version) == "1"
     challenger = client.get_model_version_by_alias("credit-score", "challenger")
     assert str(challenger.version) == "2"
-    reason = client.get_run(challenger.run_id).data.tags["registry_decision"]
+    reason = client.get_run(str(challenger.run_id)).data.tags["registry_decision"]
     assert "< champion v1" in reason
     # Aliases only: no deprecated registry stage is ever set.
     assert {client.get_model_version("credit-score", v).current_stage for v in ("1", "2")} <= {"None", None}
@@ -94,7 +95,7 @@ def test_a_model_over_the_fairness_bound_is_never_made_champion(sqlite_store: Tr
     )
 
     latest = max(client.search_model_versions("name='credit-score'"), key=lambda v: int(v.version))
-    run = client.get_run(latest.run_id)
+    run = client.get_run(str(latest.run_id))
     assert str(client.get_model_version_by_alias("credit-score", "champion").version) == before
     assert run.data.tags["fairness_gate"] == "failed"
     assert run.data.tags["registry_alias"] == "challenger"
@@ -111,8 +112,10 @@ def test_generate_data_then_train_use_the_mlproject_defaults(tmp_path: Path) -> 
     mlflow_run(store, f"data_path={data}", "n_estimators=5", entry_point="train")
 
     client = MlflowClient(tracking_uri=store.tracking_uri)
+    experiment = client.get_experiment_by_name(store.experiment)
+    assert experiment is not None
     (run,) = client.search_runs(
-        [client.get_experiment_by_name(store.experiment).experiment_id],
+        [experiment.experiment_id],
         filter_string="params.data_path != ''",
     )
     assert run.data.params["decision_threshold"] == "0.5"

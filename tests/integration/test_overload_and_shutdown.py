@@ -85,7 +85,8 @@ def test_at_twice_the_in_flight_cap_only_200_and_503_with_retry_after(
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["type"].endswith("/overloaded")
         assert int(response.headers["retry-after"]) >= 1
-    assert admitted and shed
+    assert admitted
+    assert shed
     assert slow_stub.max_in_flight <= CAP, "never more than MAX_IN_FLIGHT predictions reach the model"
     shed_ms = [t * 1000 for _, t in shed]
     figure(
@@ -117,7 +118,7 @@ def test_sigterm_during_a_burst_drops_no_request_in_flight(
         facade = stack.facade
         slow_stub.delay = delay
 
-        async def burst_then_sigterm() -> tuple[list[httpx.Response | Exception], int, float]:
+        async def burst_then_sigterm() -> tuple[list[httpx.Response | BaseException], int, float]:
             limits = httpx.Limits(max_connections=burst)
             answered_before = slow_stub.predictions  # NB: the facade's warm-up already called it
             async with httpx.AsyncClient(

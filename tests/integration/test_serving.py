@@ -53,7 +53,8 @@ def in_process(sqlite_store: TrackingStore, applicants: pd.DataFrame) -> pd.Data
     client = MlflowClient(tracking_uri=sqlite_store.tracking_uri)
     version = client.get_model_version_by_alias("credit-score", "champion").version
     model = mlflow.pyfunc.load_model(client.get_model_version_download_uri("credit-score", version))
-    return model.predict(model_input(applicants))
+    predicted: pd.DataFrame = model.predict(model_input(applicants))
+    return predicted
 
 
 def _invocations(url: str, **kwargs: object) -> httpx.Response:

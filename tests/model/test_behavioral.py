@@ -52,7 +52,8 @@ def test_readme_applicants_are_approved_and_rejected(small_pipeline: Pipeline) -
     out = score(small_pipeline, applicants, threshold=0.5)
 
     assert out["prediction"].tolist() == [APPROVED, REJECTED]
-    assert out.loc[0, "rejection_probability"] < 0.25 < 0.75 < out.loc[1, "rejection_probability"]
+    approved, rejected = out["rejection_probability"].tolist()
+    assert approved < 0.25 < 0.75 < rejected
 
 
 def test_output_columns_keep_their_documented_meaning(small_pipeline: Pipeline) -> None:

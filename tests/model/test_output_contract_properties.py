@@ -7,7 +7,7 @@ and reads its answer with the facade's own parser of scoring-server rows.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,7 +26,8 @@ PROBABILITIES = ["approval_probability", "rejection_probability", "risk_score", 
 def feature_values(feature: Feature) -> st.SearchStrategy[Any]:
     if feature.kind == "category":
         return st.sampled_from(feature.categories)
-    assert feature.minimum is not None and feature.maximum is not None
+    assert feature.minimum is not None
+    assert feature.maximum is not None
     if feature.kind == "integer":
         return st.integers(int(feature.minimum), int(feature.maximum))
     return st.floats(feature.minimum, feature.maximum, allow_nan=False, allow_infinity=False)
@@ -45,7 +46,7 @@ def model(small_pipeline) -> CreditScoreModel:  # type: ignore[no-untyped-def]
 
 def score(model: CreditScoreModel, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = model.predict(None, model_input(rows))  # type: ignore[arg-type]
-    return out.to_dict(orient="records")  # type: ignore[no-any-return]
+    return cast("list[dict[str, Any]]", out.to_dict(orient="records"))
 
 
 @settings(

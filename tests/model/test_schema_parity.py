@@ -117,4 +117,4 @@ def test_each_ratio_reads_its_declared_inputs_and_nothing_else() -> None:
         for ratio, before, after in zip(RATIOS, base, changed, strict=True):
             moved = not np.array_equal(before, after)
             assert moved == (name in ratio.inputs), (ratio.name, name)
-    assert ENGINEERED_FEATURES == tuple(r.name for r in RATIOS)
+    assert tuple(r.name for r in RATIOS) == ENGINEERED_FEATURES

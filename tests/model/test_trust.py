@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -21,6 +23,10 @@ from training.data import TARGET, generate_applicants
 from training.fairness import AGE_BANDS, fairness_report
 from training.reference import drift_reference
 from training.train import Splits, build_pipeline, fit, split
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, object]]:
+    return cast("list[dict[str, object]]", frame.to_dict("records"))
 
 
 def _applicants(n: int, seed: int) -> pd.DataFrame:
@@ -80,7 +86,7 @@ def test_score_points_follow_the_documented_scale() -> None:
     assert credit_score(1e-9) == SCORE_MAX
     probabilities = np.linspace(0.0, 1.0, 2001)
     scores = [credit_score(p) for p in probabilities]
-    assert all(a >= b for a, b in zip(scores, scores[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(scores))
     odds = (1 - 0.2) / 0.2
     assert credit_score(0.2) == round(600 + 20 / math.log(2) * (math.log(odds) - math.log(50)))
 
@@ -142,9 +148,9 @@ def test_psi_is_near_zero_for_like_traffic_and_large_for_shifted_traffic(small_p
     reference = drift_reference(train, small_pipeline.predict_proba(_applicants(4000, seed=2))[:, 1])
 
     like = _applicants(2000, seed=3)
-    like_rows = like.assign(risk_score=small_pipeline.predict_proba(like)[:, 1]).to_dict("records")
+    like_rows = records(like.assign(risk_score=small_pipeline.predict_proba(like)[:, 1]))
     shifted = like.assign(income=like.income / 3, derogatory_marks=like.derogatory_marks + 3)
-    shifted_rows = shifted.assign(risk_score=small_pipeline.predict_proba(shifted)[:, 1]).to_dict("records")
+    shifted_rows = records(shifted.assign(risk_score=small_pipeline.predict_proba(shifted)[:, 1]))
 
     stable = psi_by_feature(reference, like_rows)
     drifted = psi_by_feature(reference, shifted_rows)

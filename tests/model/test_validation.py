@@ -9,7 +9,7 @@ from mlflow.exceptions import MlflowException
 
 from model_code.contract import OUTPUT_COLUMNS
 from model_code.fast import FastPipeline
-from model_code.pyfunc import CreditScoreModel, model_input
+from model_code.pyfunc import CreditScoreModel, InvalidApplicantData, model_input
 from model_code.schema import EXAMPLE_APPLICANTS
 
 GOOD = EXAMPLE_APPLICANTS["approved"]
@@ -62,7 +62,7 @@ def test_missing_field_is_named(model: CreditScoreModel) -> None:
 
 
 def test_message_keeps_clear_of_the_data_when_mlflow_rewrites_it(model: CreditScoreModel) -> None:
-    with pytest.raises(MlflowException) as caught:
+    with pytest.raises(InvalidApplicantData) as caught:
         model.predict(None, pd.DataFrame([{**GOOD, "age": 1234}]))  # type: ignore[arg-type]
 
     # NB: this is what MLflow's scoring server does to the exception before serialising it.

@@ -95,7 +95,7 @@ def test_a_short_answer_fails_the_batch_instead_of_hanging() -> None:
 
     batcher: MicroBatcher[int] = MicroBatcher(short, max_rows=4, max_wait=0.01, max_concurrency=1)
 
-    async def go() -> list[object]:
+    async def go() -> list[int | BaseException]:
         batcher.start()
         await batcher.submit({"id": 0})  # a lone row: the answer's length fits
         results = await asyncio.wait_for(

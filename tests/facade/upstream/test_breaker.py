@@ -86,7 +86,8 @@ def test_a_successful_probe_closes_the_circuit() -> None:
     b.record_success()
 
     assert b.state is BreakerState.CLOSED
-    assert b.allow() and b.allow()
+    assert b.allow()
+    assert b.allow()
 
 
 def test_a_failed_probe_opens_the_circuit_for_another_cool_down() -> None:

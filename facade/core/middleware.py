@@ -19,6 +19,7 @@ import uuid
 from fastapi.routing import iter_route_contexts
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,6 +35,8 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 UNMATCHED_ROUTE = "<unmatched>"
+# NB: a route adds fields of its own to its access log line here (never request data).
+ACCESS_LOG_FIELDS = "access_log_fields"
 _ROUTE_TEMPLATE = "facade.route_template"
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -62,6 +65,12 @@ def _match_template(scope: Scope) -> str:
     return partial or UNMATCHED_ROUTE
 
 
+def annotate_access_log(request: Request, **fields: object) -> None:
+    """Add ``fields`` to this request's access log line (ids and counts, never request data)."""
+    extra: dict[str, object] = getattr(request.state, ACCESS_LOG_FIELDS, {})
+    setattr(request.state, ACCESS_LOG_FIELDS, {**extra, **fields})
+
+
 def _method(scope: Scope) -> str:
     # NB: a client can send any method name; keep the label set (and the log) bounded.
     return str(scope["method"]) if scope["method"] in _KNOWN_METHODS else "OTHER"
@@ -71,10 +80,10 @@ class InstrumentationMiddleware:
     """Per request: an X-Request-ID on the response, one access log line, and the HTTP metrics.
 
     The log line holds the method, the route template (never the raw path or query), the status,
-    the latency in milliseconds, the request id and, when predictions were made, their application
-    ids, which the predict routes leave in ``request.state.application_ids``. Nothing from the body
-    is logged. The metrics count and time the request by method, endpoint (the same template) and
-    status.
+    the latency in milliseconds, the request id and the fields the route left in
+    ``request.state`` with ``annotate_access_log`` (the predict routes: the application ids they
+    answered). Nothing from the body is logged. The metrics count and time the request by method,
+    endpoint (the same template) and status.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -114,8 +123,7 @@ class InstrumentationMiddleware:
                 "latency_ms": round(elapsed * 1000, 2),
                 "request_id": request_id,
             }
-            if application_ids := scope.get("state", {}).get("application_ids"):
-                fields["application_ids"] = application_ids
+            fields.update(scope.get("state", {}).get(ACCESS_LOG_FIELDS, {}))
             access_logger.info("%s %s %d", method, route, status, extra=fields)
 
 

@@ -17,6 +17,7 @@ from facade.api.deps import (
 )
 from facade.api.openapi import problem_responses
 from facade.contract import ScoredRow, public_values
+from facade.core.middleware import annotate_access_log
 from facade.metrics import BATCH_PREDICTION_SIZE
 from facade.schemas import (
     ApplicationIn,
@@ -64,7 +65,7 @@ async def predict(
     """Score one loan application: decision, probabilities, score points, principal reasons, model version."""
     one = await service.score_one(application_in.model_dump())
     prediction = _public(one.row, one.model_version, datetime.now(UTC))
-    request.state.application_ids = [str(prediction.application_id)]  # NB: for the access log
+    annotate_access_log(request, application_ids=[str(prediction.application_id)])
     return prediction
 
 
@@ -84,7 +85,7 @@ async def predict_batch(
     scored = await service.score([a.model_dump() for a in batch_in.applications])
     at = datetime.now(UTC)
     predictions = [_public(row, scored.model_version, at) for row in scored.rows]
-    request.state.application_ids = [str(p.application_id) for p in predictions]
+    annotate_access_log(request, application_ids=[str(p.application_id) for p in predictions])
     approved = sum(p.prediction == APPROVED for p in predictions)
     return BatchPredictionPublic(
         predictions=predictions,

@@ -20,7 +20,7 @@ import httpx
 from model_code.drift import REFERENCE_ARTIFACT
 from model_code.reasons import REASONS_BY_CODE, credit_score
 from model_code.schema import EXAMPLE_APPLICANTS
-from model_code.tracking import RUN_ID_PATTERN
+from model_code.tracking import MODEL_CARD_ARTIFACT, RUN_ID_PATTERN
 
 SCORING_URL = "http://scoring.test"
 TRACKING_URI = "http://mlflow.test"
@@ -136,7 +136,7 @@ def generated_applicants(n: int, seed: int) -> list[dict[str, object]]:
 
 def run_artifacts(request: httpx.Request) -> httpx.Response:
     """The tracking server's /get-artifact: the drift reference and model card of every registered run."""
-    files = {REFERENCE_ARTIFACT: reference_body(), "model_card.md": MODEL_CARD.encode()}
+    files = {REFERENCE_ARTIFACT: reference_body(), MODEL_CARD_ARTIFACT: MODEL_CARD.encode()}
     run_id, path = request.url.params["run_uuid"], request.url.params["path"]
     if run_id not in REGISTERED or path not in files:
         return httpx.Response(

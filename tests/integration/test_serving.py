@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from model_code.pyfunc import model_input
 from model_code.schema import EXAMPLE_APPLICANTS
+from model_code.tracking import RUN_ID_PATTERN
 from scripts import commands
 from scripts.processes import ManagedProcess, free_port
 from tests.conftest import TrackingStore, project_env
@@ -89,7 +90,7 @@ def test_readme_applicants_through_invocations(scoring_url: str) -> None:
     served = _frame(_invocations(scoring_url, json={"dataframe_records": rows}))
 
     assert served["prediction"].tolist() == ["APPROVED", "REJECTED"]
-    assert served["model_run_id"].str.fullmatch(r"[0-9a-f]{32}").all()
+    assert served["model_run_id"].str.fullmatch(RUN_ID_PATTERN).all()
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ format: install
 	$(VENV)/bin/ruff format .
 
 clean:
-	rm -rf .run mlruns .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .run mlruns .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
 
 loadtest: install
 	$(PY) -m scripts.loadtest $(if $(URL),--url $(URL)) $(if $(CONCURRENCY),--concurrency $(CONCURRENCY)) $(if $(DURATION),--duration $(DURATION)) $(if $(API_KEY),--api-key $(API_KEY))

@@ -8,6 +8,8 @@ without mlflow, pandas or scikit-learn.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -177,6 +179,22 @@ FEATURES_BY_NAME: Final = {f.name: f for f in FEATURES}
 FEATURE_NAMES: Final = tuple(f.name for f in FEATURES)
 NUMERIC_FEATURES: Final = tuple(f.name for f in FEATURES if f.is_numeric)
 CATEGORICAL_FEATURES: Final = tuple(f.name for f in FEATURES if not f.is_numeric)
+
+
+def _fingerprint(features: tuple[Feature, ...]) -> str:
+    """A short SHA-256 of what an application must be: each field's name, type, bounds and categories.
+
+    NB: derived, never bumped by hand, so it cannot be forgotten; descriptions, units and reasons
+    are left out because they change the wording, not what a valid application is.
+    """
+    rules = [[f.name, f.kind, f.minimum, f.maximum, list(f.categories)] for f in features]
+    encoded = json.dumps(rules, separators=(",", ":")).encode()
+    return "sha256:" + hashlib.sha256(encoded).hexdigest()[:16]
+
+
+# The version of the applicant schema an application was validated against; each decision
+# record carries it (``facade.records``), so a record's ``application`` can be read with its rules.
+SCHEMA_VERSION: Final = _fingerprint(FEATURES)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,10 @@ answers::
     ├── BatchTooLarge                 413  more applications than MAX_BATCH_SIZE
     ├── Unauthorized                  401  missing or unknown API key (WWW-Authenticate)
     ├── Overloaded                    503  MAX_IN_FLIGHT predictions in flight (Retry-After: 1)
+    ├── RecordUnavailable             503  the decision could not be recorded, so it is not returned
+    ├── RecordsUnreadable             503  the decision records database cannot be read now
+    ├── RecordNotFound                404  no decision record has this application id
+    ├── RecordsOff                    501  decision records are not configured on this server
     └── UpstreamError                      the scoring server or the registry failed us
         ├── ModelUnavailable          503  unreachable (Retry-After)
         │   ├── CircuitOpen                known to be down: refused without calling it
@@ -34,6 +38,8 @@ from facade.core.security import WWW_AUTHENTICATE
 RETRY_AFTER_SECONDS = 5
 # NB: a shed request may succeed as soon as one in flight finishes (tens of milliseconds).
 OVERLOAD_RETRY_AFTER_SECONDS = 1
+# NB: the records database is down for a restart or a failover: seconds, like the scoring server.
+RECORD_RETRY_AFTER_SECONDS = 2
 
 
 class UnsupportedMediaType(ProblemError):
@@ -74,6 +80,44 @@ class Overloaded(ProblemError):
     @property
     def headers(self) -> dict[str, str] | None:
         return {"Retry-After": str(OVERLOAD_RETRY_AFTER_SECONDS)}
+
+
+class RecordUnavailable(ProblemError):
+    """A decision whose record could not be written: refused, never returned (fail closed)."""
+
+    status = 503
+    slug = "decision-record-unavailable"
+    title = "Decision could not be recorded"
+
+    def __init__(self, detail: str, retry_after: int = RECORD_RETRY_AFTER_SECONDS) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, retry_after)
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class RecordsUnreadable(ProblemError):
+    status = 503
+    slug = "decision-records-unreadable"
+    title = "Decision records cannot be read now"
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(RECORD_RETRY_AFTER_SECONDS)}
+
+
+class RecordNotFound(ProblemError):
+    status = 404
+    slug = "decision-record-not-found"
+    title = "Decision record not found"
+
+
+class RecordsOff(ProblemError):
+    status = 501
+    slug = "decision-records-off"
+    title = "Decision records are off"
 
 
 class UpstreamError(ProblemError):

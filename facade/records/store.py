@@ -1,0 +1,650 @@
+"""The decision records store: group-committed appends to one hash chain, reads, verification, purge.
+
+Writes: ``append(drafts)`` queues one group (a request's decisions) for the store's single writer
+task, which takes everything pending and writes it in one transaction (group commit), then
+answers every caller; while a transaction runs, new groups gather for the next. A micro-batch's
+callers are woken together by the batcher and all queue before the writer runs, so its records
+share a transaction; a batch request is one group and is never split. Inside the transaction the
+chain's head row is locked (``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on
+SQLite), so writers in every process and replica append in one order: each record gets the next
+``seq``, the previous record's hash as ``prev_hash``, and a time no earlier than the head's (so
+time order and ``seq`` order agree even across replicas whose clocks differ a little).
+
+Failures close the door: a transaction that fails or outlasts DECISION_WRITE_TIMEOUT_SECONDS
+fails its callers with ``RecordUnavailable`` (503), and after a few in a row a circuit breaker
+refuses appends at once until a probe (an append or readiness's ping) succeeds again.
+
+Privacy: the engine hides bound parameters from its error messages, and failures are logged by
+exception class only, so no applicant value reaches a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Row, event, func, insert, select, text, update
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from facade.errors import RecordUnavailable
+from facade.records.chain import digest
+from facade.records.metrics import RECORD_WRITE_SECONDS, RECORDS_PURGED
+from facade.records.metrics import count as count_records
+from facade.records.migrate import pending, upgrade
+from facade.records.record import DecisionDraft, DecisionRecord, hashed_fields
+from facade.records.tables import HEAD_ID, decision_chain, decision_records
+from facade.upstream.breaker import CircuitBreaker
+
+logger = logging.getLogger(__name__)
+
+# NB: a transaction this large still commits in tens of milliseconds; a batch request (at most
+# MAX_BATCH_SIZE rows) is one group and is never split, so a commit may exceed it by one group.
+MAX_ROWS_PER_COMMIT = 5000
+# NB: consecutive failed transactions that open the circuit, and how long it stays open. Each
+# failed transaction already fails every caller in it, so a few are enough to know.
+BREAKER_FAILURES = 3
+BREAKER_COOL_DOWN_SECONDS = 1.0
+# NB: rows read per round trip when verifying, and deleted per transaction when purging (short
+# enough that appends waiting for the head lock wait milliseconds, not seconds).
+VERIFY_CHUNK = 2000
+PURGE_CHUNK = 5000
+MIGRATION_TIMEOUT_SECONDS = 120.0
+# NB: a backstop for reads and purges on PostgreSQL; appends have their own, shorter deadline.
+COMMAND_TIMEOUT_SECONDS = 60.0
+
+_RECORD_COLUMNS = list(decision_records.c)
+# What ``first_broken.problem`` says, besides missing records.
+CONTENT_MISMATCH = "its content does not match its record_hash: the record was changed"
+PREV_HASH_MISMATCH = "its prev_hash is not the record_hash of the record before it"
+
+
+@dataclass(frozen=True)
+class BrokenLink:
+    """The first place the chain does not hold: the record there (when there is one) and why."""
+
+    seq: int
+    application_id: UUID | None
+    problem: str
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    records: int
+    first_broken: BrokenLink | None
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    deleted: int
+    anchor_seq: int
+    anchor_hash: str
+
+
+@dataclass(frozen=True)
+class Page:
+    records: list[DecisionRecord]
+    more: bool
+
+
+@dataclass(eq=False)
+class _Group:
+    drafts: Sequence[DecisionDraft]
+    future: asyncio.Future[list[DecisionRecord]]
+
+
+def async_url(url: str) -> URL:
+    """The URL with the store's async driver: ``sqlite`` → aiosqlite, ``postgresql`` → asyncpg."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend == "postgresql":
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise ValueError("decision records need a sqlite:// or postgresql:// database URL")
+
+
+def _sqlite_engine(url: URL, begin: str, pool_size: int, timeout: float) -> AsyncEngine:
+    engine = create_async_engine(
+        url,
+        hide_parameters=True,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=timeout,
+        # NB: the busy timeout: how long a statement waits for another process's write lock.
+        connect_args={"timeout": timeout},
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _: Any) -> None:
+        # NB: the driver's own implicit BEGIN is turned off so that the "begin" hook below decides;
+        # WAL lets reads run while the writer commits; synchronous=FULL syncs the log at every
+        # commit, so a recorded decision survives a power cut, not only a crash of the process.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: Any) -> None:
+        # NB: the writer takes the write lock up front (BEGIN IMMEDIATE): a deferred transaction that
+        # read the head and then tried to write would fail if another process wrote in between.
+        connection.exec_driver_sql(begin)
+
+    return engine
+
+
+def _postgres_engine(url: URL, timeout: float) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        hide_parameters=True,
+        pool_size=5,
+        max_overflow=5,
+        pool_timeout=timeout,
+        pool_recycle=1800,
+        connect_args={
+            "timeout": timeout,
+            "command_timeout": COMMAND_TIMEOUT_SECONDS,
+            "server_settings": {"application_name": "credit-score-facade"},
+        },
+    )
+
+
+class DecisionStore:
+    """Decision records in one SQL database (SQLite or PostgreSQL), through SQLAlchemy's asyncio engine."""
+
+    def __init__(self, url: str, *, write_timeout: float = 2.0) -> None:
+        self.url = async_url(url)
+        self.backend = self.url.get_backend_name()
+        self.write_timeout = write_timeout
+        if self.backend == "sqlite":
+            self._writes = _sqlite_engine(self.url, "BEGIN IMMEDIATE", 1, write_timeout)
+            self._reads = _sqlite_engine(self.url, "BEGIN", 4, write_timeout)
+        else:
+            self._writes = self._reads = _postgres_engine(self.url, write_timeout)
+        self.breaker = CircuitBreaker(BREAKER_FAILURES, BREAKER_COOL_DOWN_SECONDS)
+        self._pending: deque[_Group] = deque()
+        self._arrived = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        # NB: set while nothing is queued or being written: what a graceful close waits for.
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def describe(self) -> str:
+        """Where the records are, for logs: the URL without its password."""
+        return self.url.render_as_string(hide_password=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest migration."""
+        self._make_sqlite_folder()
+        async with asyncio.timeout(MIGRATION_TIMEOUT_SECONDS), self._writes.begin() as connection:
+            await connection.run_sync(upgrade)
+
+    async def start(self, *, migrate: bool = True) -> None:
+        """Migrate (or check that the schema is current) and start the writer."""
+        if migrate:
+            await self.migrate()
+        else:
+            self._make_sqlite_folder()
+            async with self._reads.connect() as connection:
+                if await connection.run_sync(pending):
+                    raise RuntimeError(
+                        "the decision records database needs migrating: `python -m facade.records migrate`"
+                    )
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_forever(), name="decision-records-writer")
+
+    async def close(self) -> None:
+        """Let queued appends finish (within the write deadline), stop the writer, close connections."""
+        if self._writer is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.write_timeout):
+                    await self._idle.wait()
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
+        while self._pending:
+            group = self._pending.popleft()
+            if not group.future.done():
+                group.future.set_exception(RecordUnavailable("The service is shutting down."))
+        await self._writes.dispose()
+        if self._reads is not self._writes:
+            await self._reads.dispose()
+
+    def _make_sqlite_folder(self) -> None:
+        if self.backend == "sqlite" and self.url.database not in (None, "", ":memory:"):
+            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+
+    async def ping(self) -> None:
+        """One trivial query within the write deadline; its success closes the circuit."""
+        async with asyncio.timeout(self.write_timeout), self._reads.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        self.breaker.record_success()
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def append(self, drafts: Sequence[DecisionDraft]) -> list[DecisionRecord]:
+        """Record ``drafts`` (one request's decisions) in one transaction; RecordUnavailable if not."""
+        if not drafts:
+            return []
+        if self._writer is None:
+            raise RecordUnavailable("The decision records store is not running.")
+        if not self.breaker.allow():
+            count_records("refused", len(drafts))
+            raise RecordUnavailable(
+                "Decisions cannot be recorded now (the records database is unreachable), so none is "
+                "returned; retry shortly.",
+                retry_after=self.breaker.retry_after(),
+            )
+        group = _Group(drafts, asyncio.get_running_loop().create_future())
+        self._pending.append(group)
+        self._idle.clear()
+        self._arrived.set()
+        return await group.future
+
+    async def _write_forever(self) -> None:
+        while True:
+            while not self._pending:
+                self._idle.set()
+                self._arrived.clear()
+                await self._arrived.wait()
+            await self._commit(self._take())
+
+    def _take(self) -> list[_Group]:
+        """Every pending group, up to MAX_ROWS_PER_COMMIT rows (at least one group; never split)."""
+        taken: list[_Group] = []
+        rows = 0
+        while self._pending and (not taken or rows + len(self._pending[0].drafts) <= MAX_ROWS_PER_COMMIT):
+            group = self._pending.popleft()
+            taken.append(group)
+            rows += len(group.drafts)
+        return taken
+
+    async def _commit(self, groups: list[_Group]) -> None:
+        drafts = [draft for group in groups for draft in group.drafts]
+        start = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.write_timeout):
+                records = await self._append_in_transaction(drafts)
+        except Exception as exc:
+            RECORD_WRITE_SECONDS.observe(time.perf_counter() - start)
+            self.breaker.record_failure()
+            count_records("failed", len(drafts))
+            # NB: the class only: a driver's message can quote the statement's values.
+            logger.warning(
+                "decision records: a commit of %d records failed (%s)", len(drafts), type(exc).__name__
+            )
+            for group in groups:
+                if not group.future.done():
+                    group.future.set_exception(
+                        RecordUnavailable(
+                            "The decision could not be recorded, so it is not returned; retry shortly."
+                        )
+                    )
+            return
+        RECORD_WRITE_SECONDS.observe(time.perf_counter() - start)
+        self.breaker.record_success()
+        count_records("written", len(drafts))
+        offset = 0
+        for group in groups:
+            size = len(group.drafts)
+            if not group.future.done():
+                group.future.set_result(records[offset : offset + size])
+            offset += size
+
+    async def _append_in_transaction(self, drafts: Sequence[DecisionDraft]) -> list[DecisionRecord]:
+        async with self._writes.begin() as connection:
+            head = (
+                await connection.execute(
+                    select(decision_chain.c.last_seq, decision_chain.c.last_hash, decision_chain.c.last_at)
+                    .where(decision_chain.c.id == HEAD_ID)
+                    .with_for_update()
+                )
+            ).one()
+            now = datetime.now(UTC)
+            at = max(now, head.last_at) if head.last_at is not None else now
+            seq, prev_hash = int(head.last_seq), str(head.last_hash)
+            records = []
+            for draft in drafts:
+                seq += 1
+                record_hash = digest(hashed_fields(draft, seq, at, prev_hash))
+                records.append(_stamp(draft, seq, at, prev_hash, record_hash))
+                prev_hash = record_hash
+            await connection.execute(insert(decision_records), [_row(record) for record in records])
+            await connection.execute(
+                update(decision_chain)
+                .where(decision_chain.c.id == HEAD_ID)
+                .values(last_seq=seq, last_hash=prev_hash, last_at=at)
+            )
+        return records
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def get(self, application_id: UUID) -> DecisionRecord | None:
+        async with self._reads.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(*_RECORD_COLUMNS).where(decision_records.c.application_id == application_id)
+                )
+            ).first()
+        return _record(row) if row is not None else None
+
+    async def page(
+        self,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        prediction: str | None = None,
+        model_version: str | None = None,
+    ) -> Page:
+        """Records after seq ``after`` in chain order (which is time order), filtered, at most ``limit``."""
+        query = select(*_RECORD_COLUMNS).where(decision_records.c.seq > after)
+        if since is not None:
+            query = query.where(decision_records.c.recorded_at >= since)
+        if until is not None:
+            query = query.where(decision_records.c.recorded_at < until)
+        if prediction is not None:
+            query = query.where(decision_records.c.prediction == prediction)
+        if model_version is not None:
+            query = query.where(decision_records.c.model_version == model_version)
+        query = query.order_by(decision_records.c.seq).limit(limit + 1)
+        async with self._reads.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return Page(records=[_record(row) for row in rows[:limit]], more=len(rows) > limit)
+
+    async def count(self) -> int:
+        async with self._reads.connect() as connection:
+            return int(
+                (await connection.execute(select(func.count()).select_from(decision_records))).scalar_one()
+            )
+
+    # -- verification ------------------------------------------------------------------------
+
+    async def verify(self, since: datetime | None = None, until: datetime | None = None) -> Verification:
+        """Recompute the chain over the records in [since, until): each hash, each link, no gap.
+
+        The first record's link is checked against the record before it (or the anchor), and the
+        last record's against the one after it (or the chain's head), so a record deleted at either
+        end of the range is caught too. Runs in one snapshot of the database.
+        """
+        async with self._reads.connect() as connection:
+            if self.backend == "postgresql":
+                await connection.execution_options(isolation_level="REPEATABLE READ")
+            async with connection.begin():
+                return await _verify(connection, since, until)
+
+    # -- retention ---------------------------------------------------------------------------
+
+    async def purge(self, retention_days: int, now: datetime | None = None) -> PurgeResult:
+        """Delete the records older than ``retention_days``, oldest first, moving the chain's anchor.
+
+        Time order is chain order, so what is deleted is always the chain's oldest stretch; the
+        anchor then names the first record kept and the hash its ``prev_hash`` must still equal, so
+        the rest verifies as before. Each chunk is logged (seq range and new anchor) and counted.
+        """
+        cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
+        deleted = 0
+        while True:
+            async with self._writes.begin() as connection:
+                head = (
+                    await connection.execute(
+                        select(decision_chain).where(decision_chain.c.id == HEAD_ID).with_for_update()
+                    )
+                ).one()
+                oldest = (
+                    select(decision_records.c.seq)
+                    .where(decision_records.c.recorded_at < cutoff)
+                    .order_by(decision_records.c.seq)
+                    .limit(PURGE_CHUNK)
+                    .subquery()
+                )
+                last = (await connection.execute(select(func.max(oldest.c.seq)))).scalar_one()
+                if last is None:
+                    return PurgeResult(deleted, int(head.anchor_seq), str(head.anchor_hash))
+                last_hash = (
+                    await connection.execute(
+                        select(decision_records.c.record_hash).where(decision_records.c.seq == last)
+                    )
+                ).scalar_one()
+                result = await connection.execute(
+                    decision_records.delete().where(decision_records.c.seq <= last)
+                )
+                await connection.execute(
+                    update(decision_chain)
+                    .where(decision_chain.c.id == HEAD_ID)
+                    .values(anchor_seq=last + 1, anchor_hash=last_hash)
+                )
+            chunk = int(result.rowcount)
+            deleted += chunk
+            RECORDS_PURGED.inc(chunk)
+            logger.info(
+                "decision records: purged %d records older than %d days (seq %d to %d); the chain is "
+                "anchored at seq %d, prev_hash %s",
+                chunk,
+                retention_days,
+                int(head.anchor_seq),
+                last,
+                last + 1,
+                last_hash,
+                extra={"purged": chunk, "anchor_seq": last + 1, "anchor_hash": last_hash},
+            )
+
+    async def purge_forever(self, retention_days: int, interval: float) -> None:
+        """Purge now, then every ``interval`` seconds; a failed purge is logged and tried again later."""
+        while True:
+            try:
+                await self.purge(retention_days)
+            except Exception as exc:
+                logger.warning("decision records: the retention purge failed (%s)", type(exc).__name__)
+            await asyncio.sleep(interval)
+
+
+async def _verify(
+    connection: AsyncConnection, since: datetime | None, until: datetime | None
+) -> Verification:
+    head = (await connection.execute(select(decision_chain).where(decision_chain.c.id == HEAD_ID))).one()
+    bounds = select(func.min(decision_records.c.seq), func.max(decision_records.c.seq))
+    if since is not None:
+        bounds = bounds.where(decision_records.c.recorded_at >= since)
+    if until is not None:
+        bounds = bounds.where(decision_records.c.recorded_at < until)
+    first, last = (await connection.execute(bounds)).one()
+    if first is None:
+        if since is None and until is None and int(head.last_seq) >= int(head.anchor_seq):
+            return _broken(
+                0, int(head.anchor_seq), None, f"records {head.anchor_seq} to {head.last_seq} are missing"
+            )
+        return Verification(ok=True, records=0, first_broken=None)
+
+    expected_seq = int(first)
+    if expected_seq == int(head.anchor_seq):
+        expected_prev = str(head.anchor_hash)
+    else:
+        before = (
+            await connection.execute(
+                select(decision_records.c.record_hash).where(decision_records.c.seq == expected_seq - 1)
+            )
+        ).scalar_one_or_none()
+        if before is None:
+            first_id = (
+                await connection.execute(
+                    select(decision_records.c.application_id).where(decision_records.c.seq == expected_seq)
+                )
+            ).scalar_one()
+            prior = (
+                await connection.execute(
+                    select(func.max(decision_records.c.seq)).where(decision_records.c.seq < expected_seq)
+                )
+            ).scalar_one()
+            gap_from = int(prior) + 1 if prior is not None else int(head.anchor_seq)
+            problem = (
+                _missing_before(gap_from, expected_seq)
+                if expected_seq > gap_from
+                else f"it precedes the chain's anchor (seq {head.anchor_seq})"
+            )
+            return _broken(0, expected_seq, first_id, problem)
+        expected_prev = str(before)
+
+    checked = 0
+    after = expected_seq - 1
+    while after < int(last):
+        rows = (
+            await connection.execute(
+                select(*_RECORD_COLUMNS)
+                .where(decision_records.c.seq > after, decision_records.c.seq <= last)
+                .order_by(decision_records.c.seq)
+                .limit(VERIFY_CHUNK)
+            )
+        ).all()
+        for row in rows:
+            record = _record(row)
+            if record.seq != expected_seq:
+                return _broken(
+                    checked, record.seq, record.application_id, _missing_before(expected_seq, record.seq)
+                )
+            if record.prev_hash != expected_prev:
+                return _broken(checked, record.seq, record.application_id, PREV_HASH_MISMATCH)
+            if (
+                digest(hashed_fields(record, record.seq, record.timestamp, record.prev_hash))
+                != record.record_hash
+            ):
+                return _broken(checked, record.seq, record.application_id, CONTENT_MISMATCH)
+            checked += 1
+            expected_seq += 1
+            expected_prev = record.record_hash
+        after = rows[-1].seq
+        await asyncio.sleep(0)  # NB: hashing is CPU work: let predictions run between chunks
+
+    # NB: the link out of the range: the next record, or, when there is none, the chain's head.
+    successor = (
+        await connection.execute(
+            select(decision_records.c.seq, decision_records.c.application_id, decision_records.c.prev_hash)
+            .where(decision_records.c.seq > last)
+            .order_by(decision_records.c.seq)
+            .limit(1)
+        )
+    ).first()
+    if successor is None:
+        if int(head.last_seq) != expected_seq - 1:
+            return _broken(
+                checked,
+                expected_seq,
+                None,
+                f"records {expected_seq} to {head.last_seq} are missing (the chain's head names the last)",
+            )
+        if str(head.last_hash) != expected_prev:
+            return _broken(
+                checked, expected_seq - 1, None, "the chain's head does not name the last record's hash"
+            )
+    elif int(successor.seq) != expected_seq:
+        return _broken(
+            checked,
+            int(successor.seq),
+            successor.application_id,
+            _missing_before(expected_seq, int(successor.seq)),
+        )
+    elif str(successor.prev_hash) != expected_prev:
+        return _broken(checked, int(successor.seq), successor.application_id, PREV_HASH_MISMATCH)
+    return Verification(ok=True, records=checked, first_broken=None)
+
+
+def _missing_before(expected: int, found: int) -> str:
+    if found == expected + 1:
+        return f"record {expected}, the one before it, is missing"
+    return f"records {expected} to {found - 1}, before it, are missing"
+
+
+def _broken(checked: int, seq: int, application_id: UUID | None, problem: str) -> Verification:
+    return Verification(ok=False, records=checked, first_broken=BrokenLink(seq, application_id, problem))
+
+
+def _stamp(draft: DecisionDraft, seq: int, at: datetime, prev_hash: str, record_hash: str) -> DecisionRecord:
+    return DecisionRecord(
+        seq=seq,
+        application_id=draft.application_id,
+        timestamp=at,
+        request_id=draft.request_id,
+        client=draft.client,
+        model_name=draft.model_name,
+        model_version=draft.model_version,
+        model_run_id=draft.model_run_id,
+        prediction=draft.prediction,
+        approval_probability=draft.approval_probability,
+        rejection_probability=draft.rejection_probability,
+        risk_score=draft.risk_score,
+        confidence=draft.confidence,
+        credit_score=draft.credit_score,
+        decision_threshold=draft.decision_threshold,
+        reasons=draft.reasons,
+        application=draft.application,
+        schema_version=draft.schema_version,
+        prev_hash=prev_hash,
+        record_hash=record_hash,
+    )
+
+
+def _row(record: DecisionRecord) -> dict[str, Any]:
+    return {
+        "seq": record.seq,
+        "application_id": record.application_id,
+        "recorded_at": record.timestamp,
+        "request_id": record.request_id,
+        "client": record.client,
+        "model_name": record.model_name,
+        "model_version": record.model_version,
+        "model_run_id": record.model_run_id,
+        "prediction": record.prediction,
+        "approval_probability": record.approval_probability,
+        "rejection_probability": record.rejection_probability,
+        "risk_score": record.risk_score,
+        "confidence": record.confidence,
+        "credit_score": record.credit_score,
+        "decision_threshold": record.decision_threshold,
+        "reasons": [dict(reason) for reason in record.reasons],
+        "application": dict(record.application),
+        "schema_version": record.schema_version,
+        "prev_hash": record.prev_hash,
+        "record_hash": record.record_hash,
+    }
+
+
+def _record(row: Row[Any]) -> DecisionRecord:
+    values = row._mapping
+    return DecisionRecord(
+        seq=int(values["seq"]),
+        application_id=values["application_id"],
+        timestamp=values["recorded_at"],
+        request_id=values["request_id"],
+        client=values["client"],
+        model_name=values["model_name"],
+        model_version=values["model_version"],
+        model_run_id=values["model_run_id"],
+        prediction=values["prediction"],
+        approval_probability=values["approval_probability"],
+        rejection_probability=values["rejection_probability"],
+        risk_score=values["risk_score"],
+        confidence=values["confidence"],
+        credit_score=values["credit_score"],
+        decision_threshold=values["decision_threshold"],
+        reasons=values["reasons"],
+        application=values["application"],
+        schema_version=values["schema_version"],
+        prev_hash=values["prev_hash"],
+        record_hash=values["record_hash"],
+    )

@@ -7,9 +7,11 @@ module builds nothing; ``facade.main:app`` builds the default app on first acces
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import lru_cache
 from typing import TypedDict
 
@@ -33,11 +35,14 @@ from facade.core.middleware import (
 from facade.core.security import ApiKeys
 from facade.drift import DriftMonitor
 from facade.metrics import DRIFT_PSI, MODEL_LOADED, PREDICTIONS_IN_FLIGHT
+from facade.records.store import DecisionStore
 from facade.service import Batching, PredictionService
 from facade.upstream.breaker import CircuitBreaker
 from facade.upstream.metrics import CIRCUIT_OPEN
 from facade.upstream.registry import RegistryClient
 from facade.upstream.scoring import ScoringClient
+
+logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 # Where /docs and /redoc load Swagger UI and ReDoc from: this app, not a CDN (fastapi-offline ships them).
@@ -72,14 +77,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         httpx.AsyncClient(
             base_url=settings.MLFLOW_TRACKING_URI, timeout=timeout, trust_env=False
         ) as registry_http,
+        AsyncExitStack() as cleanup,
     ):
         registry = RegistryClient(registry_http, settings.MODEL_NAME)
         drift = DriftMonitor(registry, settings.DRIFT_WINDOW_SIZE, settings.DRIFT_MIN_SAMPLES)
+        records = await cleanup.enter_async_context(_decision_records(settings))
         service = PredictionService(
             ScoringClient(scoring_http, breaker, settings.UPSTREAM_RETRY_ATTEMPTS),
             registry,
             drift,
             _batching(settings),
+            records,
         )
         # NB: the gauges read the state they mirror at scrape time; the last app started is the one
         # a process exports (one per process outside tests).
@@ -94,6 +102,40 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         finally:
             DRIFT_PSI.detach(drift.psi)
             await service.stop()
+
+
+@asynccontextmanager
+async def _decision_records(settings: Settings) -> AsyncIterator[DecisionStore | None]:
+    """The decision records store, migrated and writing, with its background purge; None when off."""
+    if settings.DECISIONS_DATABASE_URL is None:
+        logger.warning(
+            "decision records are off (DECISIONS_DATABASE_URL is not set): decisions are answered "
+            "without being recorded"
+        )
+        yield None
+        return
+    store = DecisionStore(
+        settings.DECISIONS_DATABASE_URL.get_secret_value(),
+        write_timeout=settings.DECISION_WRITE_TIMEOUT_SECONDS,
+    )
+    purging: asyncio.Task[None] | None = None
+    try:
+        await store.start(migrate=settings.DECISIONS_MIGRATE_ON_START)
+        logger.info("decision records: %s, kept %d days", store.describe(), settings.DECISION_RETENTION_DAYS)
+        if settings.DECISION_PURGE_INTERVAL_SECONDS > 0:
+            purging = asyncio.create_task(
+                store.purge_forever(
+                    settings.DECISION_RETENTION_DAYS, settings.DECISION_PURGE_INTERVAL_SECONDS
+                ),
+                name="decision-records-purge",
+            )
+        yield store
+    finally:
+        if purging is not None:
+            purging.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purging
+        await store.close()
 
 
 def _batching(settings: Settings) -> Batching | None:

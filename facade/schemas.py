@@ -8,6 +8,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from facade.contract import output_fields
+from model_code.contract import DECISIONS
 from model_code.schema import EXAMPLE_APPLICANTS, FEATURES, Feature, Kind
 
 
@@ -211,3 +212,71 @@ def batch_examples() -> dict[str, Any]:
         "value": {"applications": list(EXAMPLE_APPLICANTS.values())},
     }
     return examples
+
+
+if TYPE_CHECKING:
+    Decision = str
+else:
+    # NB: the contract's decisions (model_code.contract), as an enum of the schema.
+    Decision = Literal.__getitem__(DECISIONS)
+
+
+class ReasonRecorded(BaseModel):
+    """One principal reason as the decision gave it."""
+
+    code: str
+    description: str
+    contribution: float
+
+
+class DecisionRecordPublic(BaseModel):
+    """One decision as recorded before it was answered, with its place in the hash chain."""
+
+    seq: int = Field(
+        description="Its place in the chain: records are numbered in the order they were written."
+    )
+    application_id: UUID
+    timestamp: AwareDatetime = Field(description="When it was recorded (the answer's `timestamp`), UTC.")
+    request_id: str = Field(description="The X-Request-ID of the request that asked for it.")
+    client: str = Field(description="Who asked: an API key's name, a token's subject, or `anonymous`.")
+    model_name: str
+    model_version: str
+    model_run_id: str
+    prediction: Decision
+    approval_probability: float
+    rejection_probability: float
+    risk_score: float
+    confidence: float
+    credit_score: int
+    decision_threshold: float | None = Field(
+        description="The served run's decision threshold (`null` if its run logged none)."
+    )
+    reasons: list[ReasonRecorded]
+    application: dict[str, Any] = Field(description="The applicant's fields exactly as the client sent them.")
+    schema_version: str = Field(description="The applicant schema the application was validated against.")
+    prev_hash: str = Field(description="The `record_hash` of the record before it (or the chain's anchor).")
+    record_hash: str = Field(description="SHA-256 of the record's canonical encoding (see the README).")
+
+
+class DecisionPagePublic(BaseModel):
+    """One page of decision records in chain order (which is time order)."""
+
+    records: list[DecisionRecordPublic]
+    count: int
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; `null` when no more records match now."
+    )
+
+
+class BrokenLinkPublic(BaseModel):
+    seq: int = Field(description="Where the chain breaks: the first record that does not verify.")
+    application_id: UUID | None = Field(description="That record's id (`null` when it is missing).")
+    problem: str = Field(description="What does not hold there.")
+
+
+class ChainVerificationPublic(BaseModel):
+    """The hash chain recomputed over the records in the range."""
+
+    ok: bool
+    records: int = Field(description="Records verified before the first broken link (all of them when ok).")
+    first_broken: BrokenLinkPublic | None

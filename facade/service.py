@@ -3,7 +3,9 @@
 The version is always mapped from the run id the scoring server returned in that very answer,
 never taken from configuration or remembered from an earlier answer. Routes call the one
 ``PredictionService`` the app owns; it calls the upstream clients (``facade.upstream``), counts
-decisions, feeds the drift window and knows whether the model was last seen served.
+decisions, feeds the drift window and knows whether the model was last seen served. With decision
+records on, ``decide`` and ``decide_one`` record every decision (``facade.records``) before they
+return it: a decision whose record cannot be written is refused with RecordUnavailable (503).
 """
 
 from __future__ import annotations
@@ -11,15 +13,19 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
 
 from facade.contract import ScoredRow
 from facade.drift import DriftMonitor
 from facade.errors import BadUpstreamResponse, ModelRejectedInput, NotReady, UpstreamError
 from facade.metrics import PREDICTION_DURATION, PREDICTIONS
+from facade.records.record import DecisionDraft
+from facade.records.store import DecisionStore
 from facade.upstream.batching import MicroBatcher
 from facade.upstream.registry import RegistryClient
 from facade.upstream.scoring import ScoringClient
-from model_code.schema import EXAMPLE_APPLICANTS
+from model_code.schema import EXAMPLE_APPLICANTS, SCHEMA_VERSION
 
 Application = Mapping[str, object]
 
@@ -38,6 +44,38 @@ class ScoredOne:
     """One application's row and the registered version that scored it (what the batcher returns)."""
 
     row: ScoredRow
+    run_id: str
+    model_version: str
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One application to decide, with what its decision record needs besides the model's answer."""
+
+    # The validated values, what the model scores.
+    application: Application
+    # The applicant's fields as the client sent them (JSON values), what the record keeps.
+    entered: Mapping[str, object]
+    request_id: str
+    # The principal's name: who asked (never a secret).
+    client: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One decision as answered: the row, the version that scored it, its id and recorded time."""
+
+    row: ScoredRow
+    model_version: str
+    application_id: UUID
+    timestamp: datetime
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """The decisions of one batch request, in input order, scored by one version."""
+
+    decisions: list[Decision]
     model_version: str
 
 
@@ -66,10 +104,12 @@ class PredictionService:
         registry: RegistryClient,
         drift: DriftMonitor,
         batching: Batching | None,
+        records: DecisionStore | None = None,
     ) -> None:
         self.scoring = scoring
         self.registry = registry
         self.drift = drift
+        self.records = records
         # NB: what the model_loaded gauge mirrors: the last upstream answer found the model served
         # and its version known.
         self.model_loaded = False
@@ -118,7 +158,65 @@ class PredictionService:
 
     async def _score_each(self, applications: Sequence[Application]) -> list[ScoredOne]:
         scored = await self.score(applications)
-        return [ScoredOne(row, scored.model_version) for row in scored.rows]
+        return [ScoredOne(row, scored.run_id, scored.model_version) for row in scored.rows]
+
+    async def decide(self, submissions: Sequence[Submission]) -> Decisions:
+        """Score a batch in one upstream call and record its decisions in one transaction."""
+        scored = await self.score([submission.application for submission in submissions])
+        decisions = await self._record(submissions, scored.rows, scored.run_id, scored.model_version)
+        return Decisions(decisions, scored.model_version)
+
+    async def decide_one(self, submission: Submission) -> Decision:
+        """Score one application (micro-batched) and record its decision.
+
+        NB: nothing may suspend between the batcher's answer and the append (the threshold is
+        cached per run): the callers of one micro-batch then all queue their records before the
+        store's writer runs, and share its transaction.
+        """
+        one = await self.score_one(submission.application)
+        (decision,) = await self._record([submission], [one.row], one.run_id, one.model_version)
+        return decision
+
+    async def _record(
+        self, submissions: Sequence[Submission], rows: Sequence[ScoredRow], run_id: str, version: str
+    ) -> list[Decision]:
+        if self.records is None:
+            at = datetime.now(UTC)
+            return [Decision(row, version, uuid4(), at) for row in rows]
+        threshold = await self.registry.decision_threshold(run_id)
+        drafts = [
+            DecisionDraft(
+                application_id=uuid4(),
+                request_id=submission.request_id,
+                client=submission.client,
+                model_name=self.registry.model_name,
+                model_version=version,
+                model_run_id=run_id,
+                prediction=row.prediction,
+                approval_probability=row.approval_probability,
+                rejection_probability=row.rejection_probability,
+                risk_score=row.risk_score,
+                confidence=row.confidence,
+                credit_score=row.credit_score,
+                decision_threshold=threshold,
+                reasons=[
+                    {
+                        "code": reason.code,
+                        "description": reason.description,
+                        "contribution": reason.contribution,
+                    }
+                    for reason in row.reasons
+                ],
+                application=submission.entered,
+                schema_version=SCHEMA_VERSION,
+            )
+            for submission, row in zip(submissions, rows, strict=True)
+        ]
+        records = await self.records.append(drafts)
+        return [
+            Decision(row, version, record.application_id, record.timestamp)
+            for row, record in zip(rows, records, strict=True)
+        ]
 
     async def warm_up(self) -> Scored:
         """Ping, score the README's approved applicant and name its version; NotReady with the reason if not.

@@ -26,8 +26,9 @@ _DESCRIPTIONS = {
     502: "The scoring server answered with an error or an unusable body.",
     503: (
         "The scoring server or the model registry is unreachable (or known to be down), the served "
-        "version is unknown, too many predictions are in flight, or the service is shutting down. "
-        "Retry after the seconds in Retry-After."
+        "version is unknown, too many predictions are in flight, the decision could not be recorded "
+        "(then no decision is returned), or the service is shutting down. Retry after the seconds in "
+        "Retry-After."
     ),
     504: "The scoring server did not answer in time.",
 }

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 
+from facade.core.middleware import problem_instance
 from facade.core.problems import FieldError, ProblemResponse, problem_response
 from model_code.schema import FEATURES_BY_NAME
 
@@ -29,9 +30,22 @@ _GENERIC_RULES = {
     "list_type": "must be a JSON array",
 }
 _SAFE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+# NB: the rules of query and path parameters, by name, registered by the routes that declare them
+# (``register_parameter_rules``); pydantic's own messages can quote the value.
+_PARAMETER_RULES: dict[str, str] = {}
+_PARAMETER_SOURCES = ("query", "path")
+
+
+def register_parameter_rules(**rules: str) -> None:
+    """Word the errors of these query or path parameters (name=rule, e.g. ``since="must be ..."``)."""
+    _PARAMETER_RULES.update(rules)
 
 
 def _rule(kind: str, loc: list[str]) -> str:
+    if loc[:1] and loc[0] in _PARAMETER_SOURCES:
+        if kind == "extra_forbidden":
+            return "is not an allowed parameter"
+        return _PARAMETER_RULES.get(loc[-1], "is not valid")
     feature = FEATURES_BY_NAME.get(loc[-1]) if loc else None
     if feature is not None and kind not in ("missing", "extra_forbidden"):
         return feature.rule()  # NB: one wording per field, whatever pydantic check failed
@@ -60,7 +74,7 @@ async def _on_validation_error(request: Request, exc: Exception) -> ProblemRespo
     assert isinstance(exc, RequestValidationError)
     if any(error["type"] == "json_invalid" for error in exc.errors()):
         return problem_response(
-            request.url.path,
+            problem_instance(request),
             400,
             title="Malformed JSON",
             slug="malformed-json",
@@ -68,13 +82,18 @@ async def _on_validation_error(request: Request, exc: Exception) -> ProblemRespo
             errors=[FieldError(field="body", rule="must be valid JSON")],
         )
     errors = field_errors(exc.errors())
-    noun = "field breaks" if len(errors) == 1 else "fields break"
+    if all(str(error["loc"][0]) in _PARAMETER_SOURCES for error in exc.errors() if error["loc"]):
+        noun = "parameter breaks its rule" if len(errors) == 1 else "parameters break their rules"
+        detail = f"{len(errors)} {noun}."
+    else:
+        noun = "field breaks" if len(errors) == 1 else "fields break"
+        detail = f"{len(errors)} {noun} the applicant schema."
     return problem_response(
-        request.url.path,
+        problem_instance(request),
         422,
         title="Request validation failed",
         slug="validation-error",
-        detail=f"{len(errors)} {noun} the applicant schema.",
+        detail=detail,
         errors=errors,
     )
 

@@ -77,6 +77,28 @@ class Settings(BaseSettings):
     API_KEYS: SecretStr | None = Field(default=None, description="Comma-separated API keys; unset: keys off.")
     API_KEYS_FILE: Path | None = Field(default=None, description="A file of API keys, one a line.")
 
+    DECISIONS_DATABASE_URL: SecretStr | None = Field(
+        default=None,
+        description="Where decision records are written (sqlite:///... or postgresql://...); unset: off.",
+    )
+    DECISION_RETENTION_DAYS: int = Field(
+        default=761,
+        ge=1,
+        le=36_500,
+        description="Days a decision record is kept before the purge deletes it.",
+    )
+    DECISION_PURGE_INTERVAL_SECONDS: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Seconds between background retention purges (0: no background purge).",
+    )
+    DECISION_WRITE_TIMEOUT_SECONDS: float = Field(
+        default=2.0, gt=0, le=30, description="Deadline of one group commit of records (and of a DB connect)."
+    )
+    DECISIONS_MIGRATE_ON_START: bool = Field(
+        default=True, description="Run the records' migrations on start (else refuse to start unmigrated)."
+    )
+
     SHUTDOWN_DRAIN_SECONDS: float = Field(
         default=0.0, ge=0, le=60, description="After SIGTERM, serve this long with readiness 503 first."
     )
@@ -97,6 +119,18 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an http(s) URL such as http://127.0.0.1:5001")
         return value.rstrip("/")
+
+    @field_validator("DECISIONS_DATABASE_URL", mode="before")
+    @classmethod
+    def _records_database(cls, value: object) -> object:
+        # NB: the URL may hold a password: the rule is named, the value never quoted.
+        if value is None or value == "":
+            return None
+        text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        scheme = text.partition("://")[0].partition("+")[0]
+        if scheme not in ("sqlite", "postgresql", "postgres") or "://" not in text:
+            raise ValueError("must be a sqlite:///path or postgresql://user:password@host/database URL")
+        return text.replace("postgres://", "postgresql://", 1) if scheme == "postgres" else text
 
     @field_validator("MODEL_NAME")
     @classmethod

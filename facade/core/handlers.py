@@ -11,23 +11,23 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from facade.core.middleware import BodyTooLarge
+from facade.core.middleware import BodyTooLarge, problem_instance
 from facade.core.problems import ProblemError, ProblemResponse, problem_response
 
 
 async def _on_problem_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, ProblemError)
-    return exc.response(request.url.path)
+    return exc.response(problem_instance(request))
 
 
 async def _on_http_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, StarletteHTTPException)
     if isinstance(exc, BodyTooLarge):
-        return exc.response(request.url.path)
+        return exc.response(problem_instance(request))
     # NB: only the framework raises these (404, 405, 400 for an unreadable body); their details are
     # fixed phrases, never request data.
     return problem_response(
-        request.url.path,
+        problem_instance(request),
         exc.status_code,
         detail=exc.detail if isinstance(exc.detail, str) else None,
         headers=dict(exc.headers) if exc.headers else None,

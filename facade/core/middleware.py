@@ -37,6 +37,8 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 UNMATCHED_ROUTE = "<unmatched>"
 # NB: a route adds fields of its own to its access log line here (never request data).
 ACCESS_LOG_FIELDS = "access_log_fields"
+# NB: where a route finds this request's id (the one its answer and its access log line carry).
+REQUEST_ID_STATE = "request_id"
 _ROUTE_TEMPLATE = "facade.route_template"
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -71,6 +73,18 @@ def annotate_access_log(request: Request, **fields: object) -> None:
     setattr(request.state, ACCESS_LOG_FIELDS, {**extra, **fields})
 
 
+def request_id_of(request: Request) -> str:
+    """This request's id, as the X-Request-ID of its answer and its access log line give it."""
+    return str(getattr(request.state, REQUEST_ID_STATE, "")) or uuid.uuid4().hex
+
+
+def problem_instance(request: Request) -> str:
+    """The ``instance`` of a problem about this request: its path, or its route's template when the
+    route has path parameters, so that a submitted id is never repeated in the answer."""
+    template = route_template(request.scope)
+    return template if "{" in template else request.url.path
+
+
 def _method(scope: Scope) -> str:
     # NB: a client can send any method name; keep the label set (and the log) bounded.
     return str(scope["method"]) if scope["method"] in _KNOWN_METHODS else "OTHER"
@@ -95,6 +109,7 @@ class InstrumentationMiddleware:
             return
         offered = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
         request_id = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+        scope.setdefault("state", {})[REQUEST_ID_STATE] = request_id
         status = 500
 
         async def send_with_request_id(message: Message) -> None:

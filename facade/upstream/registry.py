@@ -82,6 +82,12 @@ class RegistryClient:
         self._first_seen: dict[str, datetime] = {}
         # NB: a run's logged artifacts do not change either; only successes are kept.
         self._artifacts: dict[tuple[str, str], bytes] = {}
+        # NB: nor do its params: the decision threshold each decision record names.
+        self._thresholds: dict[str, float | None] = {}
+
+    @property
+    def model_name(self) -> str:
+        return self._model_name
 
     async def version_for_run(self, run_id: str) -> str:
         """The registered version of ``MODEL_NAME`` built from ``run_id`` (the highest, if several)."""
@@ -131,6 +137,14 @@ class RegistryClient:
         }
         params = {p.key: p.value for p in data.params}
         return RunInfo(test_metrics=metrics, decision_threshold=_finite_float(params.get(THRESHOLD_PARAM)))
+
+    async def decision_threshold(self, run_id: str) -> float | None:
+        """The run's ``decision_threshold`` param (None if it logged none), read once per run."""
+        if run_id in self._thresholds:
+            return self._thresholds[run_id]
+        threshold = (await self.run_info(run_id)).decision_threshold
+        self._thresholds[run_id] = threshold
+        return threshold
 
     async def run_artifact(self, run_id: str, path: str) -> bytes:
         """The bytes of ``path`` at the run's artifact root (cached per run); RegistryUnavailable if not."""

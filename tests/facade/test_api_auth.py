@@ -25,6 +25,12 @@ PROTECTED = [
     ("get", "/api/v1/model/info", {}),
     ("get", "/api/v1/model/card", {}),
 ]
+# NB: the decision records' read routes need a key too; tests/facade/test_api_decisions.py calls them.
+PROTECTED_DECISIONS = {
+    ("get", "/api/v1/decisions"),
+    ("get", "/api/v1/decisions/verify"),
+    ("get", "/api/v1/decisions/{application_id}"),
+}
 OPEN = ["/api/v1/health", "/api/v1/health/ready", "/metrics", "/docs", "/redoc", "/openapi.json"]
 
 
@@ -117,7 +123,7 @@ def test_openapi_declares_the_schemes_on_the_protected_routes_only(keyed: TestCl
         for method, operation in operations.items()
         if operation.get("security")
     }
-    assert secured == {(m, u) for m, u, _ in PROTECTED}
+    assert secured == {(m, u) for m, u, _ in PROTECTED} | PROTECTED_DECISIONS
     assert schema["paths"]["/api/v1/predict"]["post"]["security"] == [
         {"APIKeyHeader": []},
         {"HTTPBearer": []},

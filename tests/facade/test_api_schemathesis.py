@@ -6,7 +6,10 @@ CI is deterministic: at most MAX_EXAMPLES generated cases per operation and test
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -37,7 +40,15 @@ FAILURES: list[str] = []
 
 # NB: loaded when the module is collected rather than through schemathesis.pytest.from_fixture,
 # which sets pytest's private Node._nodeid and fails under pytest 9.
-_settings = Settings(SCORING_URL=SCORING_URL, MLFLOW_TRACKING_URI=TRACKING_URI, MAX_BATCH_SIZE=5)
+# NB: decision records on, in a throwaway SQLite database, so the records' routes are exercised too.
+_records_dir = Path(tempfile.mkdtemp(prefix="schemathesis-records-"))
+_settings = Settings(
+    SCORING_URL=SCORING_URL,
+    MLFLOW_TRACKING_URI=TRACKING_URI,
+    MAX_BATCH_SIZE=5,
+    DECISIONS_DATABASE_URL=f"sqlite:///{_records_dir / 'decisions.db'}",
+    DECISION_PURGE_INTERVAL_SECONDS=0,
+)
 # NB: a batch over maxItems (MAX_BATCH_SIZE) is refused with 413, as the README documents; the
 # check's default list of rejection statuses lacks 413, the rest of the list is its default.
 _config = SchemathesisConfig.from_dict(
@@ -68,6 +79,7 @@ def mocked_upstream(request: pytest.FixtureRequest) -> Iterator[respx.MockRouter
         router.get(f"{TRACKING_URI}/get-artifact").mock(side_effect=run_artifacts)
         yield router
     shutdown_lifespans()
+    shutil.rmtree(_records_dir, ignore_errors=True)
     operations = len(set(CASES_RUN))
     record(
         request.config,

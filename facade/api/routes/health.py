@@ -1,4 +1,4 @@
-"""Liveness and readiness: is the process up, and is the model served with a known version.
+"""Liveness and readiness: is the process up; is the model served, its version known, decisions recordable.
 
 Both stay open when API keys are configured: orchestrators and load balancers probe them.
 """
@@ -28,6 +28,13 @@ async def ready(settings: SettingsDep, lifecycle: LifecycleDep, service: Service
         # NB: first step of a graceful shutdown: stop being sent traffic, keep answering what comes.
         raise NotReady("The service is shutting down.")
     scored = await service.warm_up()
+    if service.records is not None:
+        # NB: a decision that cannot be recorded is refused, so an instance whose records database
+        # is unreachable cannot serve predictions; a successful ping also closes the records circuit.
+        try:
+            await service.records.ping()
+        except Exception as exc:
+            raise NotReady(f"decision records cannot be written: {type(exc).__name__}") from None
     return ReadyPublic(
         status="ready",
         model_name=settings.MODEL_NAME,

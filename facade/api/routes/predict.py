@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated
-from uuid import uuid4
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
 
@@ -16,8 +14,8 @@ from facade.api.deps import (
     require_json,
 )
 from facade.api.openapi import problem_responses
-from facade.contract import ScoredRow, public_values
-from facade.core.middleware import annotate_access_log
+from facade.contract import public_values
+from facade.core.middleware import annotate_access_log, request_id_of
 from facade.metrics import BATCH_PREDICTION_SIZE
 from facade.schemas import (
     ApplicationIn,
@@ -28,6 +26,8 @@ from facade.schemas import (
     applicant_examples,
     batch_examples,
 )
+from facade.security import client_name
+from facade.service import Decision, Submission
 from model_code.contract import APPROVED
 
 # NB: in this order: who is asking (401), what was sent (415), then a slot in flight (503). The
@@ -44,11 +44,26 @@ router = APIRouter(
 )
 
 
-def _public(row: ScoredRow, model_version: str, at: datetime) -> PredictionPublic:
+def _public(decision: Decision) -> PredictionPublic:
     # NB: model_construct: every value was validated when the scoring server's answer was parsed
     # (ScoredRow, the same contract); validating again cost a third of a 10,000-row batch's time.
     return PredictionPublic.model_construct(
-        application_id=uuid4(), **public_values(row), model_version=model_version, timestamp=at
+        application_id=decision.application_id,
+        **public_values(decision.row),
+        model_version=decision.model_version,
+        timestamp=decision.timestamp,
+    )
+
+
+def _submission(request: Request, application: Any, entered: Any) -> Submission:
+    # NB: ``entered`` is the JSON object the client sent for this applicant, already parsed by
+    # FastAPI (request.json() is cached) and validated as ``application``: the record keeps those
+    # values as sent (36.0 stays 36.0), the model scores the validated ones.
+    return Submission(
+        application=application.model_dump(),
+        entered=entered,
+        request_id=request_id_of(request),
+        client=client_name(request),
     )
 
 
@@ -62,9 +77,13 @@ async def predict(
     application_in: Annotated[ApplicationIn, Body(openapi_examples=applicant_examples())],
     service: ServiceDep,
 ) -> PredictionPublic:
-    """Score one loan application: decision, probabilities, score points, principal reasons, model version."""
-    one = await service.score_one(application_in.model_dump())
-    prediction = _public(one.row, one.model_version, datetime.now(UTC))
+    """Score one loan application: decision, probabilities, score points, principal reasons, model version.
+
+    The decision is recorded before it is answered (when decision records are on); if its record
+    cannot be written the answer is 503 and no decision is returned.
+    """
+    decision = await service.decide_one(_submission(request, application_in, await request.json()))
+    prediction = _public(decision)
     annotate_access_log(request, application_ids=[str(prediction.application_id)])
     return prediction
 
@@ -80,16 +99,22 @@ async def predict_batch(
     batch_in: Annotated[BatchIn, Body(openapi_examples=batch_examples())],
     service: ServiceDep,
 ) -> BatchPredictionPublic:
-    """Score up to MAX_BATCH_SIZE applications in one model call; answers keep the input order."""
+    """Score up to MAX_BATCH_SIZE applications in one model call; answers keep the input order.
+
+    The batch's decisions are recorded in one transaction before they are answered: all, or none
+    and a 503.
+    """
     BATCH_PREDICTION_SIZE.observe(len(batch_in.applications))
-    scored = await service.score([a.model_dump() for a in batch_in.applications])
-    at = datetime.now(UTC)
-    predictions = [_public(row, scored.model_version, at) for row in scored.rows]
+    entered = (await request.json())["applications"]
+    decided = await service.decide(
+        [_submission(request, a, sent) for a, sent in zip(batch_in.applications, entered, strict=True)]
+    )
+    predictions = [_public(decision) for decision in decided.decisions]
     annotate_access_log(request, application_ids=[str(p.application_id) for p in predictions])
     approved = sum(p.prediction == APPROVED for p in predictions)
     return BatchPredictionPublic(
         predictions=predictions,
         count=len(predictions),
         summary=BatchSummary(approved=approved, rejected=len(predictions) - approved),
-        model_version=scored.model_version,
+        model_version=decided.model_version,
     )

@@ -46,6 +46,11 @@ from facade.records.tables import HEAD_ID, decision_chain, decision_records
 from facade.upstream.breaker import CircuitBreaker
 
 logger = logging.getLogger(__name__)
+# NB: aiosqlite logs every statement with its parameters at DEBUG, applicants' values included, and
+# SQLAlchemy's engine logs statements at INFO: neither may follow the facade's level down. (The
+# engine hides parameters in its messages anyway: hide_parameters below.)
+logging.getLogger("aiosqlite").setLevel(logging.WARNING)
+logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
 
 # NB: a transaction this large still commits in tens of milliseconds; a batch request (at most
 # MAX_BATCH_SIZE rows) is one group and is never split, so a commit may exceed it by one group.

@@ -16,6 +16,7 @@ import pytest
 import respx
 import schemathesis
 from hypothesis import HealthCheck, settings
+from pydantic import SecretStr
 from schemathesis.checks import CHECKS
 from schemathesis.config import SchemathesisConfig
 from schemathesis.python.asgi import shutdown_lifespans
@@ -46,7 +47,7 @@ _settings = Settings(
     SCORING_URL=SCORING_URL,
     MLFLOW_TRACKING_URI=TRACKING_URI,
     MAX_BATCH_SIZE=5,
-    DECISIONS_DATABASE_URL=f"sqlite:///{_records_dir / 'decisions.db'}",
+    DECISIONS_DATABASE_URL=SecretStr(f"sqlite:///{_records_dir / 'decisions.db'}"),
     DECISION_PURGE_INTERVAL_SECONDS=0,
 )
 # NB: a batch over maxItems (MAX_BATCH_SIZE) is refused with 413, as the README documents; the

@@ -189,6 +189,21 @@ class Postgres:
         # NB: SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; we ship psycopg2.
         return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{name}"
 
+    def url(self, database: str, user: str = "postgres") -> str:
+        """A plain postgresql:// URL (what DECISIONS_DATABASE_URL takes) of ``database`` as ``user``."""
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+
+    def halt(self) -> None:
+        """Stop the server, as an outage would, keeping its data so that ``start`` brings it back.
+
+        NB: SIGINT is PostgreSQL's fast shutdown, which disconnects clients; SIGTERM would wait for
+        every pooled connection to close first.
+        """
+        if self.process is not None:
+            self.process.interrupt()
+            self.process.stop()
+            self.process = None
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()

@@ -102,7 +102,8 @@ class StubUpstream:
                         200, {"model_versions": [{"name": "credit-score", "version": "1", "run_id": RUN_ID}]}
                     )
                 elif path == "/api/2.0/mlflow/runs/get":
-                    self._answer(200, {"run": {"data": {"metrics": [], "params": []}}})
+                    params = [{"key": "decision_threshold", "value": "0.5"}]
+                    self._answer(200, {"run": {"data": {"metrics": [], "params": params}}})
                 else:
                     self._answer(404, {})
 

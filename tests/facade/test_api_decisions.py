@@ -1,0 +1,326 @@
+"""Decision records through the API, on a real SQLite database: every answered decision recorded
+first, read back by id and in pages, verified; refused (503) when it cannot be recorded; bad ids and
+parameters refused without echo; reading needs the decisions-read permission.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import respx
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+from pydantic import SecretStr
+
+from facade.core.config import Settings
+from facade.main import create_app
+from facade.security import SCOPE_DECISIONS_READ, SCOPE_PREDICT, Principal, current_principal
+from model_code.schema import SCHEMA_VERSION
+from tests.facade.facade_fakes import APPROVED, REJECTED, RUN_1
+
+KEY = "k3y-0f-the-records-auditor-5e1f"
+# NB: values no other fixture uses, so that finding them in a log line can only mean a leak.
+DISTINCT = {**APPROVED, "age": 36.0, "income": 81234.5, "total_debt": 7654.25}
+
+
+def records_settings(settings: Settings, path: Path, **extra: Any) -> Settings:
+    return settings.model_copy(
+        update={
+            "DECISIONS_DATABASE_URL": SecretStr(f"sqlite:///{path}"),
+            "DECISION_PURGE_INTERVAL_SECONDS": 0.0,
+            "MAX_BATCH_SIZE": 100,
+            **extra,
+        }
+    )
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    return tmp_path / "decisions.db"
+
+
+@pytest.fixture
+def recorded(settings: Settings, upstream: respx.MockRouter, database: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(records_settings(settings, database))) as client:
+        yield client
+
+
+def commits() -> float:
+    return REGISTRY.get_sample_value("credit_decision_record_write_seconds_count") or 0.0
+
+
+def sql(database: Path, statement: str, *params: object) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(database) as connection:
+        return connection.execute(statement, params).fetchall()
+
+
+def test_a_decision_is_recorded_with_everything_it_was_given_and_answered(recorded: TestClient) -> None:
+    answer = recorded.post("/api/v1/predict", json=DISTINCT, headers={"X-Request-ID": "loan-desk-0001"})
+    assert answer.status_code == 200
+    decision = answer.json()
+
+    record = recorded.get(f"/api/v1/decisions/{decision['application_id']}")
+
+    assert record.status_code == 200
+    stored = record.json()
+    assert stored["application_id"] == decision["application_id"]
+    assert stored["timestamp"] == decision["timestamp"]
+    assert stored["request_id"] == "loan-desk-0001" == answer.headers["x-request-id"]
+    assert stored["client"] == "anonymous"
+    assert (stored["model_name"], stored["model_version"], stored["model_run_id"]) == (
+        "credit-score",
+        "1",
+        RUN_1,
+    )
+    for field in ("prediction", "approval_probability", "rejection_probability", "risk_score", "confidence"):
+        assert stored[field] == decision[field], field
+    assert stored["credit_score"] == decision["credit_score"]
+    assert stored["reasons"] == decision["reasons"]
+    assert stored["decision_threshold"] == 0.45  # NB: the served run's param (facade_fakes.RUN_BODY)
+    assert stored["schema_version"] == SCHEMA_VERSION
+    # Exactly as entered: the JSON text of the record has 36.0 where the client sent 36.0.
+    assert stored["application"] == DISTINCT
+    assert '"age":36.0' in record.text.replace(" ", "")
+    assert stored["seq"] == 1
+    assert len(stored["record_hash"]) == 64
+    assert stored["prev_hash"] == "0" * 64
+
+
+def test_a_batch_is_recorded_in_one_transaction_before_it_is_answered(
+    recorded: TestClient, database: Path
+) -> None:
+    before = commits()
+    answer = recorded.post("/api/v1/predict/batch", json={"applications": [APPROVED, REJECTED, APPROVED]})
+
+    assert answer.status_code == 200
+    assert commits() - before == 1
+    ids = [p["application_id"] for p in answer.json()["predictions"]]
+    rows = sql(database, "SELECT seq, prediction FROM decision_records ORDER BY seq")
+    assert [prediction for _, prediction in rows] == ["APPROVED", "REJECTED", "APPROVED"]
+    assert [recorded.get(f"/api/v1/decisions/{i}").json()["seq"] for i in ids] == [1, 2, 3]
+
+
+def test_a_decision_that_cannot_be_recorded_is_not_returned(
+    settings: Settings, upstream: respx.MockRouter, database: Path
+) -> None:
+    app = create_app(records_settings(settings, database, DECISION_WRITE_TIMEOUT_SECONDS=0.3))
+    with TestClient(app) as client:
+        assert client.post("/api/v1/predict", json=APPROVED).status_code == 200
+        blocker = sqlite3.connect(database, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")  # NB: another process holding the write lock
+        try:
+            single = client.post("/api/v1/predict", json=DISTINCT)
+            batch = client.post("/api/v1/predict/batch", json={"applications": [APPROVED, REJECTED]})
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+
+        for refused in (single, batch):
+            assert refused.status_code == 503
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert int(refused.headers["retry-after"]) >= 1
+            assert refused.json()["type"].endswith("/decision-record-unavailable")
+            assert "application_id" not in refused.text
+            assert "81234" not in refused.text
+        time.sleep(1.1)  # NB: the records circuit's cool-down
+        again = client.post("/api/v1/predict", json=APPROVED)
+        assert again.status_code == 200
+        assert client.get(f"/api/v1/decisions/{again.json()['application_id']}").status_code == 200
+    assert sql(database, "SELECT count(*) FROM decision_records") == [(2,)]
+
+
+def test_an_unknown_id_is_404_and_a_malformed_one_422_never_echoed(recorded: TestClient) -> None:
+    unknown = recorded.get("/api/v1/decisions/7d444840-9dc0-11d1-b245-5ffdce74fad2")
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"] == "application/problem+json"
+    assert unknown.json()["type"].endswith("/decision-record-not-found")
+    assert "7d444840" not in unknown.text
+
+    for malformed in ("John-Doe-123-45-6789", "5f0c1f9e-3c4b-4d8e-9a51", "%27%20OR%201%3D1"):
+        response = recorded.get(f"/api/v1/decisions/{malformed}")
+        assert response.status_code == 422, malformed
+        body = response.json()
+        assert body["errors"] == [
+            {"field": "path.application_id", "rule": "must be a UUID, as an answer's application_id"}
+        ]
+        assert body["instance"] == "/api/v1/decisions/{application_id}"
+        for part in ("John", "6789", "3c4b", "OR 1"):
+            assert part not in response.text
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ("since=yesterday", "since"),
+        ("since=2031-07-04T12:30:00", "since"),  # NB: no UTC offset
+        ("until=1767225600", "until"),  # NB: a bare number is not a date-time
+        ("prediction=MAYBE-SSN-123456789", "prediction"),
+        ("model_version=v1-123456789", "model_version"),
+        ("cursor=eyJzZXEiOjEyMzQ1Njc4OX0", "cursor"),
+        ("limit=0", "limit"),
+        ("limit=123456789", "limit"),
+        ("applicant=123456789", "applicant"),
+    ],
+)
+def test_bad_query_parameters_are_422_naming_the_parameter_never_its_value(
+    recorded: TestClient, query: str, parameter: str
+) -> None:
+    for path in ("/api/v1/decisions", "/api/v1/decisions/verify"):
+        if path.endswith("verify") and parameter not in ("since", "until", "applicant"):
+            continue
+        response = recorded.get(f"{path}?{query}")
+        assert response.status_code == 422, (path, query)
+        errors = response.json()["errors"]
+        assert [error["field"] for error in errors] == [f"query.{parameter}"]
+        value = query.partition("=")[2]
+        if len(value) > 3:  # NB: "0" is in any body
+            assert value not in response.text
+        assert "123456789" not in response.text
+
+
+def test_pages_are_stable_while_decisions_are_being_recorded(recorded: TestClient) -> None:
+    first = recorded.post("/api/v1/predict/batch", json={"applications": [APPROVED, REJECTED] * 10})
+    assert first.status_code == 200
+    initial = {p["application_id"] for p in first.json()["predictions"]}
+
+    seen: list[dict[str, Any]] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        query = "limit=3" + (f"&cursor={cursor}" if cursor else "")
+        page = recorded.get(f"/api/v1/decisions?{query}")
+        assert page.status_code == 200
+        body = page.json()
+        seen += body["records"]
+        pages += 1
+        if pages <= 6:  # NB: decisions keep being recorded between the first pages
+            assert (
+                recorded.post("/api/v1/predict", json=REJECTED if pages % 2 else APPROVED).status_code == 200
+            )
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+
+    seqs = [record["seq"] for record in seen]
+    assert seqs == list(range(1, 27))  # NB: 20 + the 6 written meanwhile, each once, in order
+    assert initial <= {record["application_id"] for record in seen}
+    times = [record["timestamp"] for record in seen]
+    assert times == sorted(times)
+
+
+def test_pages_filter_by_decision_version_and_time(recorded: TestClient) -> None:
+    answer = recorded.post("/api/v1/predict/batch", json={"applications": [APPROVED, REJECTED, REJECTED]})
+    at = answer.json()["predictions"][0]["timestamp"].replace("+00:00", "Z")
+
+    rejected = recorded.get("/api/v1/decisions?prediction=REJECTED").json()
+    assert [r["seq"] for r in rejected["records"]] == [2, 3]
+    assert recorded.get("/api/v1/decisions?model_version=1").json()["count"] == 3
+    assert recorded.get("/api/v1/decisions?model_version=2").json()["count"] == 0
+    assert recorded.get(f"/api/v1/decisions?since={at}").json()["count"] == 3
+    assert recorded.get(f"/api/v1/decisions?until={at}").json()["count"] == 0
+    assert recorded.get("/api/v1/decisions?since=2999-01-01T00:00:00%2B02:00").json()["count"] == 0
+
+
+def test_verify_reports_an_intact_chain_and_names_the_first_broken_link(
+    recorded: TestClient, database: Path
+) -> None:
+    ids = [
+        p["application_id"]
+        for p in recorded.post(
+            "/api/v1/predict/batch", json={"applications": [APPROVED, REJECTED] * 3}
+        ).json()["predictions"]
+    ]
+
+    assert recorded.get("/api/v1/decisions/verify").json() == {"ok": True, "records": 6, "first_broken": None}
+
+    sql(database, "UPDATE decision_records SET prediction = 'APPROVED' WHERE seq = 4")
+    edited = recorded.get("/api/v1/decisions/verify").json()
+    assert edited["ok"] is False
+    assert edited["records"] == 3
+    assert edited["first_broken"]["seq"] == 4
+    assert edited["first_broken"]["application_id"] == ids[3]
+    assert "changed" in edited["first_broken"]["problem"]
+
+    sql(database, "UPDATE decision_records SET prediction = 'REJECTED' WHERE seq = 4")
+    sql(database, "DELETE FROM decision_records WHERE seq = 2")
+    deleted = recorded.get("/api/v1/decisions/verify").json()
+    assert deleted["first_broken"]["seq"] == 3
+    assert deleted["first_broken"]["application_id"] == ids[2]
+    assert deleted["first_broken"]["problem"] == "record 2, the one before it, is missing"
+
+
+def test_applicant_values_are_stored_but_never_logged(
+    recorded: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        recorded.post("/api/v1/predict", json=DISTINCT)
+        recorded.post("/api/v1/predict/batch", json={"applications": [DISTINCT]})
+        listed = recorded.get("/api/v1/decisions")
+    assert "81234.5" in listed.text  # NB: stored and readable by whoever may read records
+
+    for record in caplog.records:
+        logged = record.getMessage() + json.dumps({k: str(v) for k, v in vars(record).items()})
+        assert "81234" not in logged
+        assert "7654.25" not in logged
+
+
+def test_records_off_answers_501(client: TestClient) -> None:
+    for path in (
+        "/api/v1/decisions",
+        "/api/v1/decisions/verify",
+        "/api/v1/decisions/7d444840-9dc0-11d1-b245-5ffdce74fad2",
+    ):
+        response = client.get(path)
+        assert response.status_code == 501
+        assert response.json()["type"].endswith("/decision-records-off")
+    assert client.post("/api/v1/predict", json=APPROVED).status_code == 200
+
+
+@pytest.fixture
+def keyed(settings: Settings, upstream: respx.MockRouter, database: Path) -> Iterator[TestClient]:
+    app = create_app(records_settings(settings, database).model_copy(update={"_api_keys": (KEY,)}))
+    with TestClient(app) as client:
+        yield client
+
+
+READ_ROUTES = [
+    "/api/v1/decisions",
+    "/api/v1/decisions/verify",
+    "/api/v1/decisions/7d444840-9dc0-11d1-b245-5ffdce74fad2",
+]
+
+
+@pytest.mark.parametrize("path", READ_ROUTES)
+def test_reading_records_needs_a_key_when_keys_are_on(keyed: TestClient, path: str) -> None:
+    assert keyed.get(path).status_code == 401
+    assert keyed.get(path, headers={"X-API-Key": KEY}).status_code in (200, 404)
+
+
+def test_the_record_names_the_client(keyed: TestClient) -> None:
+    answer = keyed.post("/api/v1/predict", json=APPROVED, headers={"X-API-Key": KEY})
+
+    record = keyed.get(f"/api/v1/decisions/{answer.json()['application_id']}", headers={"X-API-Key": KEY})
+
+    assert record.json()["client"] == "api-key"
+    assert KEY not in record.text
+
+
+@pytest.mark.parametrize("path", READ_ROUTES)
+def test_reading_records_without_the_permission_is_403(keyed: TestClient, path: str) -> None:
+    # NB: the principal a predict-only credential would authenticate as (see facade.security).
+    predict_only = Principal("loan-desk", "api_key", frozenset({SCOPE_PREDICT}))
+    keyed.app.dependency_overrides[current_principal] = lambda: predict_only  # type: ignore[attr-defined]
+
+    response = keyed.get(path, headers={"X-API-Key": KEY})
+
+    assert response.status_code == 403
+    assert response.headers["content-type"] == "application/problem+json"
+    assert SCOPE_DECISIONS_READ in response.json()["detail"]
+    assert "record_hash" not in response.text

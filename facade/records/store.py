@@ -25,7 +25,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -158,6 +158,9 @@ def _postgres_engine(url: URL, timeout: float) -> AsyncEngine:
         max_overflow=5,
         pool_timeout=timeout,
         pool_recycle=1800,
+        # NB: one round trip per checkout, so the first append after the database restarted finds
+        # its pooled connection gone before it fails a transaction with it.
+        pool_pre_ping=True,
         connect_args={
             "timeout": timeout,
             "command_timeout": COMMAND_TIMEOUT_SECONDS,
@@ -169,8 +172,15 @@ def _postgres_engine(url: URL, timeout: float) -> AsyncEngine:
 class DecisionStore:
     """Decision records in one SQL database (SQLite or PostgreSQL), through SQLAlchemy's asyncio engine."""
 
-    def __init__(self, url: str, *, write_timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        write_timeout: float = 2.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.url = async_url(url)
+        self.clock = clock
         self.backend = self.url.get_backend_name()
         self.write_timeout = write_timeout
         if self.backend == "sqlite":
@@ -320,7 +330,7 @@ class DecisionStore:
                     .with_for_update()
                 )
             ).one()
-            now = datetime.now(UTC)
+            now = self.clock()
             at = max(now, head.last_at) if head.last_at is not None else now
             seq, prev_hash = int(head.last_seq), str(head.last_hash)
             records = []
@@ -403,7 +413,7 @@ class DecisionStore:
         anchor then names the first record kept and the hash its ``prev_hash`` must still equal, so
         the rest verifies as before. Each chunk is logged (seq range and new anchor) and counted.
         """
-        cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
+        cutoff = (now or self.clock()) - timedelta(days=retention_days)
         deleted = 0
         while True:
             async with self._writes.begin() as connection:

@@ -13,7 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -66,10 +66,13 @@ def draft(n: int = 0, **overrides: Any) -> DecisionDraft:
 class Store:
     """A DecisionStore on a SQLite file, driven from synchronous tests through one event loop."""
 
-    def __init__(self, path: Path, write_timeout: float = 2.0) -> None:
+    def __init__(
+        self, path: Path, write_timeout: float = 2.0, clock: Callable[[], datetime] | None = None
+    ) -> None:
         self.path = path
         self.loop = asyncio.new_event_loop()
-        self.store = DecisionStore(f"sqlite:///{path}", write_timeout=write_timeout)
+        extra = {"clock": clock} if clock is not None else {}
+        self.store = DecisionStore(f"sqlite:///{path}", write_timeout=write_timeout, **extra)
         self.run(self.store.start())
 
     def run(self, work: Awaitable[T]) -> T:
@@ -314,6 +317,28 @@ def test_purging_everything_leaves_an_empty_verifiable_chain_that_goes_on(store:
     (next_record,) = store.append(draft(9))
     assert next_record.seq == 4
     assert store.run(store.store.verify()).ok
+
+
+def test_the_background_purge_deletes_what_outlived_the_default_retention(tmp_path: Path) -> None:
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    opened = Store(tmp_path / "decisions.db", clock=lambda: now[0])
+    try:
+        opened.append(*(draft(n) for n in range(3)))
+        now[0] += timedelta(days=10)
+        opened.append(*(draft(n) for n in range(2)))
+        now[0] += timedelta(days=760)  # NB: 770 and 760 days old: past and within 761 days
+
+        async def purge_for_a_moment() -> None:
+            task = asyncio.create_task(opened.store.purge_forever(761, interval=0.05))
+            await asyncio.sleep(0.3)
+            task.cancel()
+
+        opened.run(purge_for_a_moment())
+
+        assert [row[0] for row in opened.sql("SELECT seq FROM decision_records ORDER BY seq")] == [4, 5]
+        assert opened.run(opened.store.verify()).ok
+    finally:
+        opened.close()
 
 
 def test_the_migrations_create_exactly_the_declared_tables(store: Store) -> None:

@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline
 
 from model_code.fast import FastPipeline
 from model_code.reasons import MAX_REASONS, REASONS, credit_score
-from model_code.schema import APPROVED, FEATURES, NUMERIC_FEATURES, REJECTED
+from model_code.schema import APPROVED, REJECTED
 from model_code.validation import InvalidApplicants, validate
 
 DEFAULT_THRESHOLD = 0.5
@@ -39,24 +39,17 @@ TRUSTED_TYPES = ("model_code.preprocessing.add_ratios", "model_code.preprocessin
 
 
 def signature() -> ModelSignature:
-    """The MLflow signature, derived from the applicant schema.
+    """The MLflow signature: the output columns; the applicants are checked by ``predict`` itself.
 
-    NB: every numeric field, integers included, is declared ``double``. With ``long`` the
-    scoring server's JSON parser casts 35.5 to 35 before the model sees it; with ``double`` the
-    value arrives intact and ``predict`` refuses non-integers, nulls (NaN), infinities and
-    out-of-bounds values by the schema's rules, so nothing is ever silently truncated. (``any``
-    would also keep the raw values but breaks MLflow's CSV parsing.) Callers of the in-process
-    pyfunc pass float64 columns, as MLflow refuses an int64 column for a double.
+    NB: no input schema, on purpose. MLflow 3.17 has no column type that takes what data scientists
+    hold: ``double`` refuses int64 ("Can not safely convert int64 to float64", quoting the whole
+    DataFrame), ``long`` refuses float64 and lets the scoring server's JSON parser truncate 35.5 to
+    35, ``string`` refuses categorical columns, and ``any`` makes the scoring server's CSV parser
+    fail. Without an input schema MLflow passes every frame through as it is (int32/int64/float64,
+    object, string or categorical; JSON and CSV parsed by pandas, values intact), and ``validate``
+    enforces ``model_code.schema``'s types and bounds, naming the field and the rule, never a value.
+    The schema is still recorded in the model: the ``features`` metadata of its MLmodel.
     """
-    inputs = Schema(
-        [
-            # NB: required=False: MLflow's own check of a missing column answers with the whole
-            # DataFrame quoted in its message; ours names the field ("age is required") and
-            # nothing else.
-            ColSpec(DataType.double if f.is_numeric else DataType.string, f.name, required=False)
-            for f in FEATURES
-        ]
-    )
     outputs = Schema(
         [
             ColSpec(DataType.string, "prediction"),
@@ -80,16 +73,12 @@ def signature() -> ModelSignature:
             ColSpec(DataType.string, "model_run_id"),
         ]
     )
-    return ModelSignature(inputs=inputs, outputs=outputs)
+    return ModelSignature(inputs=None, outputs=outputs)
 
 
 def model_input(applicants: pd.DataFrame | list[dict[str, Any]]) -> pd.DataFrame:
-    """Applicants as the signature wants them in-process: every numeric field as float64."""
-    frame = pd.DataFrame(applicants).copy()
-    for name in NUMERIC_FEATURES:
-        if name in frame.columns and frame[name].dtype.kind in "iub":
-            frame[name] = frame[name].astype("float64")
-    return frame
+    """Applicants (a DataFrame or records) as the DataFrame the pyfunc takes; any dtypes will do."""
+    return pd.DataFrame(applicants)
 
 
 def load_pipeline(path: str | Path) -> Pipeline:

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell $(PYTHON) -c 'import hashlib,sys;print(hashl
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[model,server,facade,dev]"
+	$(PY) -m pip install --quiet -e ".[model,server,facade,spark,dev]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -33,8 +34,9 @@ class SparkBench:
     master: str
     spark_seconds: float
     spark_wall_seconds: float
-    in_process_seconds: float
+    in_process_seconds: tuple[float, float]
     chunk_rows: int
+    load_average: dict[str, float]
 
     @property
     def spark_rows_per_second(self) -> float:
@@ -46,7 +48,8 @@ class SparkBench:
 
     @property
     def in_process_rows_per_second(self) -> float:
-        return self.rows / self.in_process_seconds
+        """Of the two in-process runs (before and after Spark), the mean time."""
+        return self.rows / statistics.mean(self.in_process_seconds)
 
     def table(self) -> str:
         fast = self.in_process_rows_per_second
@@ -58,6 +61,12 @@ class SparkBench:
             f"{'Spark ' + self.master + ': the same, with session start':<46}"
             f"{self.spark_wall_rows_per_second:>12,.0f}{self.spark_wall_rows_per_second / fast:>14.2f}",
             f"{f'in-process predict, {self.chunk_rows:,}-row chunks, 1 core':<46}{fast:>12,.0f}{1.0:>14.2f}",
+            "  in-process before / after Spark: "
+            + " / ".join(f"{self.rows / s:,.0f}" for s in self.in_process_seconds)
+            + " rows/s",
+            "  1-minute load average at the start of each: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in self.load_average.items())
+            + f" (on {os.cpu_count()} cores: other work shares them)",
         ]
         return "\n".join(lines)
 
@@ -106,15 +115,22 @@ def run(args: argparse.Namespace) -> SparkBench:
         portfolio.to_parquet(root / "portfolio.parquet", index=False)
         del portfolio
 
-        fast = in_process_seconds(model_uri, root / "portfolio.parquet", args.chunk_rows)
+        # NB: in-process before and after Spark, so that a change in the machine's load shows.
+        load = {"in-process before": os.getloadavg()[0]}
+        before = in_process_seconds(model_uri, root / "portfolio.parquet", args.chunk_rows)
+        load["spark"] = os.getloadavg()[0]
         started = time.perf_counter()
         summary = batch_score.run(
             str(root / "portfolio.parquet"), str(root / "scores.parquet"), model_uri, master=args.master
         )
         wall = time.perf_counter() - started
+        load["in-process after"] = os.getloadavg()[0]
+        after = in_process_seconds(model_uri, root / "portfolio.parquet", args.chunk_rows)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    return SparkBench(summary.rows, args.master, summary.seconds, wall, fast, args.chunk_rows)
+    return SparkBench(
+        summary.rows, args.master, summary.seconds, wall, (before, after), args.chunk_rows, load
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

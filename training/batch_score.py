@@ -135,6 +135,20 @@ def _model_input(frame: DataFrame, name: str) -> Column:
     return column.alias(name)
 
 
+def spread(spark: SparkSession, frame: DataFrame) -> DataFrame:
+    """``frame`` evenly over at least as many partitions as Spark has cores, rows in the file's order.
+
+    NB: scoring costs far more than reading and shuffling, and a file split by bytes can hold all
+    its rows in one partition (pyarrow writes up to a million rows in one row group, which Spark
+    cannot split), which one core would score alone. A range repartition on a row number spreads
+    the rows evenly; sorting within partitions on it keeps the order they had.
+    """
+    partitions = max(frame.rdd.getNumPartitions(), spark.sparkContext.defaultParallelism)
+    row = "__credit_score_row"
+    numbered = frame.withColumn(row, F.monotonically_increasing_id())
+    return numbered.repartitionByRange(partitions, row).sortWithinPartitions(row).drop(row)
+
+
 def score(spark: SparkSession, frame: DataFrame, model: ScoringModel, env_manager: str) -> DataFrame:
     """Every input column, then every output column of the model, one row per applicant.
 
@@ -153,7 +167,7 @@ def score(spark: SparkSession, frame: DataFrame, model: ScoringModel, env_manage
         )
     udf = mlflow.pyfunc.spark_udf(spark, model.path, env_manager=env_manager)
     applicant = F.struct(*(_model_input(frame, name) for name in model.feature_names))
-    with_scores = frame.withColumn(_RESULT, udf(applicant))
+    with_scores = spread(spark, frame).withColumn(_RESULT, udf(applicant))
     result_type = with_scores.schema[_RESULT].dataType
     if not isinstance(result_type, StructType) or tuple(result_type.fieldNames()) != model.outputs:
         raise click.ClickException(

@@ -6,6 +6,7 @@ Every job runs in its own process group (its JVM included) and is stopped when t
 from __future__ import annotations
 
 import datetime
+import json
 import shutil
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +19,7 @@ from mlflow.pyfunc import PyFuncModel
 from mlflow.tracking import MlflowClient
 
 from scripts import commands
-from scripts.processes import ManagedProcess
+from scripts.processes import PROJECT_ROOT, ManagedProcess
 from tests.conftest import TrackingStore, project_env
 from training.data import TARGET, generate_applicants
 
@@ -35,11 +36,18 @@ PROBABILITIES = ["approval_probability", "rejection_probability", "risk_score", 
 EXACT = ["prediction", "credit_score", "model_run_id"]
 
 
-def run_job(store: TrackingStore, log: Path, *argv: str, timeout: float = 600) -> tuple[int, str]:
-    """Run one batch job on local[1] to its end; its exit code and its console output."""
+def run_job(
+    store: TrackingStore,
+    log: Path,
+    *argv: str,
+    master: str = "local[1]",
+    cwd: Path | None = None,
+    timeout: float = 600,
+) -> tuple[int, str]:
+    """Run one batch job on ``master`` to its end; its exit code and its console output."""
     job = ManagedProcess(
         "batch-score", list(argv), log,
-        env=project_env(MLFLOW_TRACKING_URI=store.tracking_uri, SPARK_MASTER="local[1]"), cwd=store.root,
+        env=project_env(MLFLOW_TRACKING_URI=store.tracking_uri, SPARK_MASTER=master), cwd=cwd or store.root,
     ).start()  # fmt: skip
     try:
         assert job.process is not None
@@ -102,6 +110,7 @@ def test_mlflow_run_batch_score_scores_a_csv_as_in_process_predict(
 def test_a_parquet_of_integers_decimals_and_extra_columns_scores_as_float64(
     sqlite_store: TrackingStore, tmp_path: Path
 ) -> None:
+    """On two cores: the one-row-group file is spread over both, and the rows keep their order."""
     applicants = generate_applicants(2_000, seed=32).drop(columns=[TARGET])
     portfolio = applicants.astype({"age": "int32", "num_credit_lines": "int64"})
     portfolio["income"] = pd.Series([Decimal(f"{value:.2f}") for value in applicants["income"]], dtype=object)
@@ -112,9 +121,11 @@ def test_a_parquet_of_integers_decimals_and_extra_columns_scores_as_float64(
     code, console = run_job(
         sqlite_store, tmp_path / "job.log", commands.venv_bin("python"), "-m", "training.batch_score",
         "--input", str(tmp_path / "portfolio.parquet"), "--output", str(tmp_path / "scores"),
+        master="local[2]",
     )  # fmt: skip
 
     assert code == 0, console[-5000:]
+    assert len(list((tmp_path / "scores").glob("part-*.parquet"))) == 2
     scored = pd.read_parquet(tmp_path / "scores")
     written = pd.read_parquet(tmp_path / "portfolio.parquet")
     pd.testing.assert_frame_equal(
@@ -142,3 +153,19 @@ def test_an_invalid_applicant_fails_the_job_naming_the_rule_and_writes_nothing(
     assert "nothing was written" in console
     assert "43219" not in console
     assert not (tmp_path / "scores").exists()
+
+
+def test_make_bench_spark_measures_both_ways(sqlite_store: TrackingStore, tmp_path: Path) -> None:
+    """`make bench-spark` with tiny counts: it scores the portfolio both ways and reports rows/s."""
+    code, console = run_job(
+        sqlite_store, tmp_path / "bench.log", commands.venv_bin("python"), "-m", "scripts.bench_spark",
+        "--rows", "3000", "--chunk-rows", "1000", "--tracking-uri", sqlite_store.tracking_uri,
+        "--master", "local[1]", "--json", str(tmp_path / "bench.json"), cwd=PROJECT_ROOT,
+    )  # fmt: skip
+
+    assert code == 0, console[-5000:]
+    figures = json.loads((tmp_path / "bench.json").read_text())
+    assert figures["rows"] == 3000
+    assert figures["spark_rows_per_second"] > 0
+    assert figures["in_process_rows_per_second"] > 0
+    assert "/ in-process" in console

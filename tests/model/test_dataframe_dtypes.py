@@ -96,9 +96,9 @@ def test_an_int64_frame_with_bad_values_names_fields_never_values(pyfunc: PyFunc
         pyfunc.predict(applicants)
 
     message = caught.value.message
-    assert message == (
-        "Invalid applicant data: age must be an integer between 18 and 100 (row 1); total_debt is required"
-    )
+    assert message.endswith("age must be an integer between 18 and 100 (row 1); total_debt is required")
+    assert "81234" not in message
+    assert "Failed to enforce schema" not in message
 
 
 def test_a_fractional_integer_is_refused_not_truncated(pyfunc: PyFuncModel) -> None:

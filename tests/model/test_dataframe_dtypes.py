@@ -18,7 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PyFuncModel
 
 from model_code.pyfunc import PIPELINE_ARTIFACT, signature
-from model_code.schema import CATEGORICAL_FEATURES, FEATURES, NUMERIC_FEATURES
+from model_code.schema import CATEGORICAL_FEATURES, EXAMPLE_APPLICANTS, FEATURES, NUMERIC_FEATURES
 from training.data import TARGET, generate_applicants
 
 MODEL_CODE = Path(__file__).resolve().parents[2] / "model_code"
@@ -35,6 +35,7 @@ def pyfunc(small_pipeline, tmp_path_factory: pytest.TempPathFactory) -> PyFuncMo
         artifacts={PIPELINE_ARTIFACT: str(root / "pipeline.skops")},
         code_paths=[str(MODEL_CODE)],
         signature=signature(),
+        input_example=pd.DataFrame(list(EXAMPLE_APPLICANTS.values())),
         model_config={"decision_threshold": 0.5, "run_id": "0" * 32},
     )
     loaded: PyFuncModel = mlflow.pyfunc.load_model(str(root / "model"))

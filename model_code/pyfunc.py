@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from model_code.contract import (
 )
 from model_code.fast import FastPipeline
 from model_code.reasons import MAX_REASONS, REASONS, credit_score
-from model_code.schema import FEATURES, NUMERIC_FEATURES
+from model_code.schema import FEATURES
 from model_code.tracking import THRESHOLD_PARAM
 from model_code.validation import InvalidApplicants, validate
 
@@ -52,26 +53,29 @@ TRUSTED_TYPES = ("model_code.preprocessing.add_ratios", "model_code.preprocessin
 
 
 def signature() -> ModelSignature:
-    """The MLflow signature: inputs from the applicant schema, outputs from the output contract.
+    """The MLflow signature: outputs from the output contract; the applicants are checked by ``predict``.
 
-    NB: every numeric field, integers included, is declared ``double``. With ``long`` the
-    scoring server's JSON parser casts 35.5 to 35 before the model sees it; with ``double`` the
-    value arrives intact and ``predict`` refuses non-integers, nulls (NaN), infinities and
-    out-of-bounds values by the schema's rules, so nothing is ever silently truncated. (``any``
-    would also keep the raw values but breaks MLflow's CSV parsing.) Callers of the in-process
-    pyfunc pass float64 columns, as MLflow refuses an int64 column for a double.
+    NB: no input schema, on purpose. MLflow 3.17 has no column type that takes what data scientists
+    hold: ``double`` refuses int64 ("Can not safely convert int64 to float64", quoting the whole
+    DataFrame), ``long`` refuses float64 and lets the scoring server's JSON parser truncate 35.5 to
+    35, ``string`` refuses categorical columns, and ``any`` makes the scoring server's CSV parser
+    fail. Without an input schema MLflow passes every frame through as it is (int32/int64/float64,
+    object, string or categorical; JSON and CSV parsed by pandas, values intact), and ``validate``
+    enforces ``model_code.schema``'s types and bounds, naming the field and the rule, never a value.
+    The schema is still recorded in the model: the ``features`` metadata of its MLmodel.
     """
-    inputs = Schema(
-        [
-            # NB: required=False: MLflow's own check of a missing column answers with the whole
-            # DataFrame quoted in its message; ours names the field ("age is required") and
-            # nothing else.
-            ColSpec(DataType.double if f.is_numeric else DataType.string, f.name, required=False)
-            for f in FEATURES
-        ]
-    )
     outputs = Schema([ColSpec(_data_type(output), output.name) for output in OUTPUTS])
-    return ModelSignature(inputs=inputs, outputs=outputs)
+    return ModelSignature(inputs=None, outputs=outputs)
+
+
+def model_metadata() -> dict[str, Any]:
+    """The MLmodel's metadata: the applicant schema's fields, the input half the signature leaves out."""
+    features = []
+    for feature in FEATURES:
+        data = asdict(feature)
+        data["categories"] = list(data["categories"])
+        features.append(data)
+    return {"features": features}
 
 
 _DATA_TYPES = {
@@ -90,12 +94,8 @@ def _data_type(output: Output) -> DataType | Array:
 
 
 def model_input(applicants: pd.DataFrame | list[dict[str, Any]]) -> pd.DataFrame:
-    """Applicants as the signature wants them in-process: every numeric field as float64."""
-    frame = pd.DataFrame(applicants).copy()
-    for name in NUMERIC_FEATURES:
-        if name in frame.columns and frame[name].dtype.kind in "iub":
-            frame[name] = frame[name].astype("float64")
-    return frame
+    """Applicants (a DataFrame or records) as the DataFrame the pyfunc takes; any dtypes will do."""
+    return pd.DataFrame(applicants)
 
 
 def load_pipeline(path: str | Path) -> Pipeline:

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -27,9 +27,9 @@ from mlflow.models.model import ModelInfo
 from sklearn.pipeline import Pipeline
 
 from model_code.drift import REFERENCE_ARTIFACT
-from model_code.pyfunc import PIPELINE_ARTIFACT, model_input, signature
+from model_code.pyfunc import PIPELINE_ARTIFACT, model_input, model_metadata, signature
 from model_code.reasons import score_parameters
-from model_code.schema import EXAMPLE_APPLICANTS, FEATURES, Feature
+from model_code.schema import EXAMPLE_APPLICANTS
 from model_code.tracking import MODEL_CARD_ARTIFACT, TEST_METRIC_PREFIX, THRESHOLD_PARAM
 from training import evaluate
 from training.calibrate import MODES, Calibration, Mode, calibrate, reliability_diagram
@@ -92,12 +92,6 @@ def _git_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return result.stdout.strip()
-
-
-def _feature_dict(feature: Feature) -> dict[str, object]:
-    data = asdict(feature)
-    data["categories"] = list(data["categories"])
-    return data
 
 
 def run_training(config: TrainingConfig) -> None:
@@ -315,7 +309,7 @@ def log_pyfunc(pipeline: Pipeline, threshold: float, run_id: str, extras: dict[s
             input_example=model_input(list(EXAMPLE_APPLICANTS.values())),
             model_config={THRESHOLD_PARAM: threshold, "run_id": run_id},
             pip_requirements=runtime_requirements(),
-            metadata={"features": [_feature_dict(f) for f in FEATURES]},
+            metadata=model_metadata(),
         )
         return info
 

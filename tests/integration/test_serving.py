@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import mlflow.pyfunc
@@ -13,7 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from model_code.pyfunc import model_input
-from model_code.schema import EXAMPLE_APPLICANTS
+from model_code.schema import EXAMPLE_APPLICANTS, FEATURE_NAMES
 from model_code.tracking import RUN_ID_PATTERN
 from scripts import commands
 from scripts.processes import ManagedProcess, free_port
@@ -97,6 +99,7 @@ def test_readme_applicants_through_invocations(scoring_url: str) -> None:
     ("field", "value", "rule"),
     [
         ("age", 35.5, "age must be an integer between 18 and 100"),
+        ("age", "35", "age must be an integer between 18 and 100"),
         ("age", None, "age must be an integer between 18 and 100"),
         ("age", 101, "age must be an integer between 18 and 100"),
         ("income", -5000.0, "income must be a finite number between 0 and 10,000,000"),
@@ -139,3 +142,45 @@ def test_a_missing_column_is_named_without_echoing_any_value(scoring_url: str, e
     assert response.json()["message"] == "Invalid applicant data: total_debt is required"
     for echoed in ("18077", "25000", "VENTURE"):
         assert echoed not in response.text
+
+
+def test_mlflow_models_predict_scores_a_csv_as_written_by_pandas(
+    sqlite_store: TrackingStore, applicants: pd.DataFrame, in_process: pd.DataFrame, tmp_path: Path
+) -> None:
+    """`mlflow models predict -i applicants.csv`: integers read back as int64, numbers as float64."""
+    (tmp_path / "applicants.csv").write_text(applicants.to_csv(index=False))
+
+    result = subprocess.run(
+        [commands.venv_bin("mlflow"), "models", "predict", "-m", "models:/credit-score@champion",
+         "-i", "applicants.csv", "-t", "csv", "-o", "scores.json", "--env-manager", "local"],
+        cwd=tmp_path, env=project_env(MLFLOW_TRACKING_URI=sqlite_store.tracking_uri),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = pd.DataFrame(json.loads((tmp_path / "scores.json").read_text())["predictions"])
+    assert served["prediction"].tolist() == in_process["prediction"].tolist()
+    pd.testing.assert_frame_equal(served[PROBABILITIES], in_process[PROBABILITIES], rtol=0, atol=1e-12)
+
+
+def test_an_int64_frame_in_split_format_scores_as_its_float64_twin(scoring_url: str) -> None:
+    rows = pd.DataFrame([EXAMPLE_APPLICANTS["approved"], EXAMPLE_APPLICANTS["rejected"]])
+    as_ints = rows.astype({"income": "int64", "loan_amount": "int64", "total_debt": "int64"})
+    as_floats = rows.astype(dict.fromkeys(("age", "employment_length", "num_credit_lines"), "float64"))
+
+    by_ints, by_floats = (
+        _frame(_invocations(scoring_url, json={"dataframe_split": json.loads(f.to_json(orient="split"))}))
+        for f in (as_ints, as_floats)
+    )
+
+    pd.testing.assert_frame_equal(by_ints, by_floats, check_exact=True)
+
+
+def test_the_logged_model_records_the_applicant_schema(sqlite_store: TrackingStore) -> None:
+    """The signature declares no inputs; the model's `features` metadata lists the applicant schema."""
+    client = MlflowClient(tracking_uri=sqlite_store.tracking_uri)
+    version = client.get_model_version_by_alias("credit-score", "champion").version
+    logged = mlflow.pyfunc.load_model(client.get_model_version_download_uri("credit-score", version)).metadata
+
+    assert logged.signature.inputs is None
+    assert [f["name"] for f in logged.metadata["features"]] == list(FEATURE_NAMES)

@@ -39,7 +39,7 @@ from facade.core.config import Settings
 from facade.drift import parse_reference
 from facade.main import create_app
 from model_code.fast import FastPipeline
-from model_code.pyfunc import CreditScoreModel, InvalidApplicantData, model_input, signature
+from model_code.pyfunc import CreditScoreModel, InvalidApplicantData, model_input, model_metadata
 from model_code.reasons import REASONS_BY_CODE, reason_for_column
 from model_code.schema import EXAMPLE_APPLICANTS
 from model_code.validation import validate
@@ -57,7 +57,7 @@ pipeline = fit(build_pipeline(10, 8, 5, seed=1), split(frame, seed=1).train)
 encoded = list(pipeline.named_steps["preprocess"].get_feature_names_out())
 assert "num_inquiries" in encoded and reason_for_column("num_inquiries") == "NUM_INQUIRIES"
 assert REASONS_BY_CODE["NUM_INQUIRIES"].description == "Number of recent credit inquiries"
-assert "num_inquiries" in [c["name"] for c in signature().inputs.to_dict()]
+assert "num_inquiries" in [f["name"] for f in model_metadata()["features"]]
 
 model = CreditScoreModel()
 model.pipeline, model.threshold, model.run_id = pipeline, 0.5, "0" * 32

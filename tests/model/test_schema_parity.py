@@ -27,13 +27,10 @@ from training.main import RUNTIME_PACKAGES, runtime_requirements
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_signature_inputs_are_the_schema_fields_in_order_with_their_types() -> None:
-    inputs = signature().inputs.to_dict()
-
-    assert [c["name"] for c in inputs] == list(FEATURE_NAMES)
-    assert {c["name"]: c["type"] for c in inputs} == {
-        f.name: ("double" if f.is_numeric else "string") for f in FEATURES
-    }
+def test_signature_leaves_the_applicants_to_the_models_own_checks() -> None:
+    # NB: any MLflow input schema refuses some dtype data scientists have (see signature());
+    # the applicant schema travels in the model's `features` metadata instead.
+    assert signature().inputs is None
 
 
 def test_signature_outputs_are_the_documented_columns() -> None:

@@ -2,7 +2,8 @@
 
 Starts an MLflow tracking server (SQLite + local artifacts, job execution off), trains with
 ``mlflow run .`` when the registry has no champion yet, serves the champion with
-``mlflow models serve``, starts the facade, waits for its readiness and prints where things are.
+``mlflow models serve``, starts the facade (recording decisions in SQLite under ``RUN_DIR``),
+waits for its readiness and prints where things are.
 Every process it starts is stopped (by process group) when it exits; re-running reuses the
 trained model kept in ``RUN_DIR``.
 """
@@ -94,6 +95,7 @@ class Stack:
         self.config = config
         self.processes: list[ManagedProcess] = []
         self.logs = config.run_dir / "logs"
+        self.records_path = config.run_dir / "decisions.db"
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> ManagedProcess:
         process = ManagedProcess(name, argv, self.logs / f"{name}.log", env=env).start()
@@ -155,6 +157,9 @@ class Stack:
                 SCORING_URL=f"http://{c.host}:{c.scoring_port}",
                 MODEL_NAME=c.model_name,
                 MODEL_ALIAS=c.model_alias,
+                # NB: every decision is recorded before it is answered; the embedded store is SQLite
+                # (WAL) in RUN_DIR, kept across runs like the trained model.
+                DECISIONS_DATABASE_URL=f"sqlite:///{self.records_path}",
             ),
         )
         api.wait_http(f"http://{c.host}:{c.api_port}/api/v1/health/ready", timeout=60)
@@ -171,6 +176,7 @@ Credit Score stack is ready (Ctrl-C stops everything):
   Metrics        {api}/metrics
   Scoring server http://{c.host}:{c.scoring_port}/invocations
   MLflow UI      {c.tracking_uri}
+  Decisions      {api}/api/v1/decisions   (recorded in {self.records_path})
 
 Try:
   curl -s -X POST {api}/api/v1/predict -H 'Content-Type: application/json' \\

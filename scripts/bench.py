@@ -80,9 +80,9 @@ def raw_target(name: str, base: str) -> Target:
     )
 
 
-def facade_target(base: str) -> Target:
+def facade_target(base: str, name: str = "facade") -> Target:
     return Target(
-        "facade",
+        name,
         f"{base}/api/v1/predict",
         f"{base}/api/v1/predict/batch",
         lambda row: row,
@@ -282,9 +282,39 @@ class Report:
                 f"/ model predict = {sklearn / one['model_predict']:.1f}x, "
                 f"/ pyfunc.predict = {sklearn / one['pyfunc_predict']:.1f}x"
             )
+        lines += self.records_table()
         lines.append(f"facade RSS: {self.facade_rss_mb:.1f} MB")
         lines.append(f"concurrent scenarios driven by: {self.settings.get('load_generator', 'python httpx')}")
         return "\n".join(lines)
+
+    def records_table(self) -> list[str]:
+        """The facade with decision records on against the same facade with them off."""
+        if RECORDS not in self.sequential:
+            return []
+        lines = [
+            "",
+            f"decision records ({self.settings.get('records_database', 'SQLite')}): "
+            f"{'off':>10}{'on':>10}{'on/off':>10}",
+        ]
+
+        def row(label: str, off: float, on: float) -> None:
+            lines.append(f"  {label:<34}{off:>10.1f}{on:>10.1f}{on / off:>10.2f}")
+
+        row("sequential p50 (ms)", self.sequential["facade"]["p50_ms"], self.sequential[RECORDS]["p50_ms"])
+        for clients, by_target in self.concurrent.items():
+            row(
+                f"{clients} clients req/s",
+                by_target["facade"]["per_second"],
+                by_target[RECORDS]["per_second"],
+            )
+        for rows, rates in self.batch_rows_per_second.items():
+            row(f"batch {rows} rows/s", rates["facade"], rates[RECORDS])
+        return lines
+
+
+# NB: the facade again, with every decision recorded (SQLite WAL, as `make run` has it, unless
+# --records-url names another database), to measure what recording costs.
+RECORDS = "facade+records"
 
 
 def _latency_dict(latency: Latency) -> dict[str, float]:
@@ -303,7 +333,7 @@ def run(args: argparse.Namespace) -> Report:
         process.wait_http(url, timeout=timeout)
         return process
 
-    report = Report(settings={k: v for k, v in vars(args).items() if k != "json"})
+    report = Report(settings={k: v for k, v in vars(args).items() if k not in ("json", "records_url")})
     try:
         tracking_uri = args.tracking_uri
         if tracking_uri is None:
@@ -351,10 +381,29 @@ def run(args: argparse.Namespace) -> Report:
             MAX_BODY_BYTES=str(64 * 1024 * 1024),
             MAX_IN_FLIGHT=str(4 * max(args.concurrency) + 64),
         )
+        records_port = free_port()
+        records_api = f"http://127.0.0.1:{records_port}"
+        start(
+            RECORDS,
+            commands.facade(),
+            f"{records_api}/api/v1/health/ready",
+            timeout=60,
+            HOST="127.0.0.1",
+            PORT=str(records_port),
+            SCORING_URL=servers["raw-fast"],
+            MLFLOW_TRACKING_URI=tracking_uri,
+            MODEL_NAME=args.model_name,
+            MAX_BATCH_SIZE=str(max(args.batch_rows)),
+            MAX_BODY_BYTES=str(64 * 1024 * 1024),
+            MAX_IN_FLIGHT=str(4 * max(args.concurrency) + 64),
+            DECISIONS_DATABASE_URL=args.records_url or f"sqlite:///{root / 'decisions.db'}",
+        )
+        report.settings["records_database"] = "PostgreSQL" if args.records_url else "SQLite WAL"
         targets = [
             raw_target("raw-sklearn", servers["raw-sklearn"]),
             raw_target("raw-fast", servers["raw-fast"]),
             facade_target(api),
+            facade_target(records_api, RECORDS),
         ]
 
         for target in targets:
@@ -405,6 +454,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
     parser.add_argument(
         "--python-client", action="store_true", help="drive concurrency with httpx even when wrk exists"
+    )
+    parser.add_argument(
+        "--records-url",
+        default=os.environ.get("BENCH_RECORDS_URL"),
+        help="the database of the facade+records scenario (default: SQLite WAL in the bench's folder)",
     )
     args = parser.parse_args(argv)
     args.train = {

@@ -14,8 +14,9 @@ Failures close the door: a transaction that fails or outlasts DECISION_WRITE_TIM
 fails its callers with ``RecordUnavailable`` (503), and after a few in a row a circuit breaker
 refuses appends at once until a probe (an append or readiness's ping) succeeds again.
 
-Privacy: the engine hides bound parameters from its error messages, and failures are logged by
-exception class only, so no applicant value reaches a log line.
+The SQL is written once, as functions of a Connection that ``facade.records.database`` runs in a
+transaction on either backend. Privacy: the engines hide bound parameters from their error
+messages, and failures are logged by exception class only, so no applicant value reaches a log.
 """
 
 from __future__ import annotations
@@ -28,16 +29,16 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, event, func, insert, select, text, update
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy import Connection, Row, Select, func, insert, select, text, update
 
 from facade.errors import RecordUnavailable
 from facade.records.chain import digest
+from facade.records.database import open_database
 from facade.records.metrics import RECORD_WRITE_SECONDS, RECORDS_PURGED
 from facade.records.metrics import count as count_records
 from facade.records.migrate import pending, upgrade
@@ -46,10 +47,8 @@ from facade.records.tables import HEAD_ID, decision_chain, decision_records
 from facade.upstream.breaker import CircuitBreaker
 
 logger = logging.getLogger(__name__)
-# NB: aiosqlite logs every statement with its parameters at DEBUG, applicants' values included, and
-# SQLAlchemy's engine logs statements at INFO: neither may follow the facade's level down. (The
-# engine hides parameters in its messages anyway: hide_parameters below.)
-logging.getLogger("aiosqlite").setLevel(logging.WARNING)
+# NB: SQLAlchemy's engine logs statements at INFO (their parameters hidden, see the engines); it
+# need not follow the facade's level down.
 logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
 
 # NB: a transaction this large still commits in tens of milliseconds; a batch request (at most
@@ -59,15 +58,15 @@ MAX_ROWS_PER_COMMIT = 5000
 # failed transaction already fails every caller in it, so a few are enough to know.
 BREAKER_FAILURES = 3
 BREAKER_COOL_DOWN_SECONDS = 1.0
-# NB: rows read per round trip when verifying, and deleted per transaction when purging (short
-# enough that appends waiting for the head lock wait milliseconds, not seconds).
-VERIFY_CHUNK = 2000
+# NB: rows read per round trip when verifying (on PostgreSQL the hashing between two reads runs on
+# the event loop: a chunk is a few tens of milliseconds of it), and deleted per purge transaction
+# (short enough that appends waiting for the head lock wait milliseconds, not seconds).
+VERIFY_CHUNK = 500
 PURGE_CHUNK = 5000
 MIGRATION_TIMEOUT_SECONDS = 120.0
-# NB: a backstop for reads and purges on PostgreSQL; appends have their own, shorter deadline.
-COMMAND_TIMEOUT_SECONDS = 60.0
 
 _RECORD_COLUMNS = list(decision_records.c)
+_c = decision_records.c
 # What ``first_broken.problem`` says, besides missing records.
 CONTENT_MISMATCH = "its content does not match its record_hash: the record was changed"
 PREV_HASH_MISMATCH = "its prev_hash is not the record_hash of the record before it"
@@ -102,75 +101,24 @@ class Page:
     more: bool
 
 
+@dataclass(frozen=True)
+class Filters:
+    """What a page of records is restricted to (None: no restriction)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    prediction: str | None = None
+    model_version: str | None = None
+
+
 @dataclass(eq=False)
 class _Group:
     drafts: Sequence[DecisionDraft]
     future: asyncio.Future[list[DecisionRecord]]
 
 
-def async_url(url: str) -> URL:
-    """The URL with the store's async driver: ``sqlite`` → aiosqlite, ``postgresql`` → asyncpg."""
-    parsed = make_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        return parsed.set(drivername="sqlite+aiosqlite")
-    if backend == "postgresql":
-        return parsed.set(drivername="postgresql+asyncpg")
-    raise ValueError("decision records need a sqlite:// or postgresql:// database URL")
-
-
-def _sqlite_engine(url: URL, begin: str, pool_size: int, timeout: float) -> AsyncEngine:
-    engine = create_async_engine(
-        url,
-        hide_parameters=True,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_timeout=timeout,
-        # NB: the busy timeout: how long a statement waits for another process's write lock.
-        connect_args={"timeout": timeout},
-    )
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _connect(dbapi_connection: Any, _: Any) -> None:
-        # NB: the driver's own implicit BEGIN is turned off so that the "begin" hook below decides;
-        # WAL lets reads run while the writer commits; synchronous=FULL syncs the log at every
-        # commit, so a recorded decision survives a power cut, not only a crash of the process.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(connection: Any) -> None:
-        # NB: the writer takes the write lock up front (BEGIN IMMEDIATE): a deferred transaction that
-        # read the head and then tried to write would fail if another process wrote in between.
-        connection.exec_driver_sql(begin)
-
-    return engine
-
-
-def _postgres_engine(url: URL, timeout: float) -> AsyncEngine:
-    return create_async_engine(
-        url,
-        hide_parameters=True,
-        pool_size=5,
-        max_overflow=5,
-        pool_timeout=timeout,
-        pool_recycle=1800,
-        # NB: one round trip per checkout, so the first append after the database restarted finds
-        # its pooled connection gone before it fails a transaction with it.
-        pool_pre_ping=True,
-        connect_args={
-            "timeout": timeout,
-            "command_timeout": COMMAND_TIMEOUT_SECONDS,
-            "server_settings": {"application_name": "credit-score-facade"},
-        },
-    )
-
-
 class DecisionStore:
-    """Decision records in one SQL database (SQLite or PostgreSQL), through SQLAlchemy's asyncio engine."""
+    """Decision records in one SQL database, PostgreSQL or SQLite, through SQLAlchemy."""
 
     def __init__(
         self,
@@ -179,15 +127,11 @@ class DecisionStore:
         write_timeout: float = 2.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.url = async_url(url)
-        self.clock = clock
+        self.database = open_database(url, write_timeout)
+        self.url = self.database.url
         self.backend = self.url.get_backend_name()
+        self.clock = clock
         self.write_timeout = write_timeout
-        if self.backend == "sqlite":
-            self._writes = _sqlite_engine(self.url, "BEGIN IMMEDIATE", 1, write_timeout)
-            self._reads = _sqlite_engine(self.url, "BEGIN", 4, write_timeout)
-        else:
-            self._writes = self._reads = _postgres_engine(self.url, write_timeout)
         self.breaker = CircuitBreaker(BREAKER_FAILURES, BREAKER_COOL_DOWN_SECONDS)
         self._pending: deque[_Group] = deque()
         self._arrived = asyncio.Event()
@@ -205,8 +149,8 @@ class DecisionStore:
     async def migrate(self) -> None:
         """Bring the schema to the newest migration."""
         self._make_sqlite_folder()
-        async with asyncio.timeout(MIGRATION_TIMEOUT_SECONDS), self._writes.begin() as connection:
-            await connection.run_sync(upgrade)
+        async with asyncio.timeout(MIGRATION_TIMEOUT_SECONDS):
+            await self.database.write(upgrade)
 
     async def start(self, *, migrate: bool = True) -> None:
         """Migrate (or check that the schema is current) and start the writer."""
@@ -214,11 +158,10 @@ class DecisionStore:
             await self.migrate()
         else:
             self._make_sqlite_folder()
-            async with self._reads.connect() as connection:
-                if await connection.run_sync(pending):
-                    raise RuntimeError(
-                        "the decision records database needs migrating: `python -m facade.records migrate`"
-                    )
+            if await self.database.read(pending):
+                raise RuntimeError(
+                    "the decision records database needs migrating: `python -m facade.records migrate`"
+                )
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_forever(), name="decision-records-writer")
 
@@ -236,9 +179,7 @@ class DecisionStore:
             group = self._pending.popleft()
             if not group.future.done():
                 group.future.set_exception(RecordUnavailable("The service is shutting down."))
-        await self._writes.dispose()
-        if self._reads is not self._writes:
-            await self._reads.dispose()
+        await self.database.dispose()
 
     def _make_sqlite_folder(self) -> None:
         if self.backend == "sqlite" and self.url.database not in (None, "", ":memory:"):
@@ -246,8 +187,8 @@ class DecisionStore:
 
     async def ping(self) -> None:
         """One trivial query within the write deadline; its success closes the circuit."""
-        async with asyncio.timeout(self.write_timeout), self._reads.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        async with asyncio.timeout(self.write_timeout):
+            await self.database.read(_select_one)
         self.breaker.record_success()
 
     # -- writes ------------------------------------------------------------------------------
@@ -293,8 +234,9 @@ class DecisionStore:
         drafts = [draft for group in groups for draft in group.drafts]
         start = time.perf_counter()
         try:
-            async with asyncio.timeout(self.write_timeout):
-                records = await self._append_in_transaction(drafts)
+            records = await self.database.write(
+                partial(_append, drafts=drafts, now=self.clock()), seconds=self.write_timeout
+            )
         except Exception as exc:
             RECORD_WRITE_SECONDS.observe(time.perf_counter() - start)
             self.breaker.record_failure()
@@ -321,75 +263,19 @@ class DecisionStore:
                 group.future.set_result(records[offset : offset + size])
             offset += size
 
-    async def _append_in_transaction(self, drafts: Sequence[DecisionDraft]) -> list[DecisionRecord]:
-        async with self._writes.begin() as connection:
-            head = (
-                await connection.execute(
-                    select(decision_chain.c.last_seq, decision_chain.c.last_hash, decision_chain.c.last_at)
-                    .where(decision_chain.c.id == HEAD_ID)
-                    .with_for_update()
-                )
-            ).one()
-            now = self.clock()
-            at = max(now, head.last_at) if head.last_at is not None else now
-            seq, prev_hash = int(head.last_seq), str(head.last_hash)
-            records = []
-            for draft in drafts:
-                seq += 1
-                record_hash = digest(hashed_fields(draft, seq, at, prev_hash))
-                records.append(_stamp(draft, seq, at, prev_hash, record_hash))
-                prev_hash = record_hash
-            await connection.execute(insert(decision_records), [_row(record) for record in records])
-            await connection.execute(
-                update(decision_chain)
-                .where(decision_chain.c.id == HEAD_ID)
-                .values(last_seq=seq, last_hash=prev_hash, last_at=at)
-            )
-        return records
-
     # -- reads -------------------------------------------------------------------------------
 
     async def get(self, application_id: UUID) -> DecisionRecord | None:
-        async with self._reads.connect() as connection:
-            row = (
-                await connection.execute(
-                    select(*_RECORD_COLUMNS).where(decision_records.c.application_id == application_id)
-                )
-            ).first()
-        return _record(row) if row is not None else None
+        return await self.database.read(partial(_get, application_id=application_id))
 
-    async def page(
-        self,
-        *,
-        after: int = 0,
-        limit: int = 100,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        prediction: str | None = None,
-        model_version: str | None = None,
-    ) -> Page:
+    async def page(self, *, after: int = 0, limit: int = 100, filters: Filters | None = None) -> Page:
         """Records after seq ``after`` in chain order (which is time order), filtered, at most ``limit``."""
-        query = select(*_RECORD_COLUMNS).where(decision_records.c.seq > after)
-        if since is not None:
-            query = query.where(decision_records.c.recorded_at >= since)
-        if until is not None:
-            query = query.where(decision_records.c.recorded_at < until)
-        if prediction is not None:
-            query = query.where(decision_records.c.prediction == prediction)
-        if model_version is not None:
-            query = query.where(decision_records.c.model_version == model_version)
-        query = query.order_by(decision_records.c.seq).limit(limit + 1)
-        async with self._reads.connect() as connection:
-            rows = (await connection.execute(query)).all()
-        return Page(records=[_record(row) for row in rows[:limit]], more=len(rows) > limit)
+        return await self.database.read(
+            partial(_page, after=after, limit=limit, filters=filters or Filters())
+        )
 
     async def count(self) -> int:
-        async with self._reads.connect() as connection:
-            return int(
-                (await connection.execute(select(func.count()).select_from(decision_records))).scalar_one()
-            )
-
-    # -- verification ------------------------------------------------------------------------
+        return await self.database.read(_count)
 
     async def verify(self, since: datetime | None = None, until: datetime | None = None) -> Verification:
         """Recompute the chain over the records in [since, until): each hash, each link, no gap.
@@ -398,11 +284,7 @@ class DecisionStore:
         last record's against the one after it (or the chain's head), so a record deleted at either
         end of the range is caught too. Runs in one snapshot of the database.
         """
-        async with self._reads.connect() as connection:
-            if self.backend == "postgresql":
-                await connection.execution_options(isolation_level="REPEATABLE READ")
-            async with connection.begin():
-                return await _verify(connection, since, until)
+        return await self.database.read(partial(_verify, since=since, until=until), snapshot=True)
 
     # -- retention ---------------------------------------------------------------------------
 
@@ -416,48 +298,24 @@ class DecisionStore:
         cutoff = (now or self.clock()) - timedelta(days=retention_days)
         deleted = 0
         while True:
-            async with self._writes.begin() as connection:
-                head = (
-                    await connection.execute(
-                        select(decision_chain).where(decision_chain.c.id == HEAD_ID).with_for_update()
-                    )
-                ).one()
-                oldest = (
-                    select(decision_records.c.seq)
-                    .where(decision_records.c.recorded_at < cutoff)
-                    .order_by(decision_records.c.seq)
-                    .limit(PURGE_CHUNK)
-                    .subquery()
-                )
-                last = (await connection.execute(select(func.max(oldest.c.seq)))).scalar_one()
-                if last is None:
-                    return PurgeResult(deleted, int(head.anchor_seq), str(head.anchor_hash))
-                last_hash = (
-                    await connection.execute(
-                        select(decision_records.c.record_hash).where(decision_records.c.seq == last)
-                    )
-                ).scalar_one()
-                result = await connection.execute(
-                    decision_records.delete().where(decision_records.c.seq <= last)
-                )
-                await connection.execute(
-                    update(decision_chain)
-                    .where(decision_chain.c.id == HEAD_ID)
-                    .values(anchor_seq=last + 1, anchor_hash=last_hash)
-                )
-            chunk = int(result.rowcount)
-            deleted += chunk
-            RECORDS_PURGED.inc(chunk)
+            chunk = await self.database.write(partial(_purge_chunk, cutoff=cutoff))
+            if chunk.deleted == 0:
+                return PurgeResult(deleted, chunk.anchor_seq, chunk.anchor_hash)
+            deleted += chunk.deleted
+            RECORDS_PURGED.inc(chunk.deleted)
             logger.info(
-                "decision records: purged %d records older than %d days (seq %d to %d); the chain is "
+                "decision records: purged %d records older than %d days (up to seq %d); the chain is "
                 "anchored at seq %d, prev_hash %s",
-                chunk,
+                chunk.deleted,
                 retention_days,
-                int(head.anchor_seq),
-                last,
-                last + 1,
-                last_hash,
-                extra={"purged": chunk, "anchor_seq": last + 1, "anchor_hash": last_hash},
+                chunk.anchor_seq - 1,
+                chunk.anchor_seq,
+                chunk.anchor_hash,
+                extra={
+                    "purged": chunk.deleted,
+                    "anchor_seq": chunk.anchor_seq,
+                    "anchor_hash": chunk.anchor_hash,
+                },
             )
 
     async def purge_forever(self, retention_days: int, interval: float) -> None:
@@ -470,48 +328,126 @@ class DecisionStore:
             await asyncio.sleep(interval)
 
 
-async def _verify(
-    connection: AsyncConnection, since: datetime | None, until: datetime | None
-) -> Verification:
-    head = (await connection.execute(select(decision_chain).where(decision_chain.c.id == HEAD_ID))).one()
-    bounds = select(func.min(decision_records.c.seq), func.max(decision_records.c.seq))
+# -- the SQL, as functions of a connection inside a transaction ------------------------------
+
+
+def _select_one(connection: Connection) -> None:
+    connection.execute(text("SELECT 1"))
+
+
+def _head(connection: Connection, *, lock: bool = False) -> Row[Any]:
+    query = select(decision_chain).where(decision_chain.c.id == HEAD_ID)
+    return connection.execute(query.with_for_update() if lock else query).one()
+
+
+def _append(
+    connection: Connection, *, drafts: Sequence[DecisionDraft], now: datetime
+) -> list[DecisionRecord]:
+    head = _head(connection, lock=True)
+    at = max(now, head.last_at) if head.last_at is not None else now
+    seq, prev_hash = int(head.last_seq), str(head.last_hash)
+    records, rows = [], []
+    for draft in drafts:
+        seq += 1
+        fields = hashed_fields(draft, seq, at, prev_hash)
+        record_hash = digest(fields)
+        records.append(_stamp(draft, seq, at, prev_hash, record_hash))
+        # NB: the row is the hashed fields with the column types' values: one dict per record.
+        del fields["timestamp"]
+        fields.update(application_id=draft.application_id, recorded_at=at, record_hash=record_hash)
+        rows.append(fields)
+        prev_hash = record_hash
+    connection.execute(insert(decision_records), rows)
+    connection.execute(
+        update(decision_chain)
+        .where(decision_chain.c.id == HEAD_ID)
+        .values(last_seq=seq, last_hash=prev_hash, last_at=at)
+    )
+    return records
+
+
+def _get(connection: Connection, *, application_id: UUID) -> DecisionRecord | None:
+    row = connection.execute(
+        select(*_RECORD_COLUMNS).where(decision_records.c.application_id == application_id)
+    ).first()
+    return _record(row) if row is not None else None
+
+
+def _count(connection: Connection) -> int:
+    return int(connection.execute(select(func.count()).select_from(decision_records)).scalar_one())
+
+
+def _page(connection: Connection, *, after: int, limit: int, filters: Filters) -> Page:
+    query = select(*_RECORD_COLUMNS).where(_c.seq > after)
+    if filters.since is not None:
+        # NB: times never decrease along the chain, so a time bound is a seq bound, found on the time
+        # index; the page then walks the primary key from there.
+        first = connection.execute(
+            select(_c.seq).where(_c.recorded_at >= filters.since).order_by(_c.recorded_at, _c.seq).limit(1)
+        ).scalar_one_or_none()
+        if first is None:
+            return Page(records=[], more=False)
+        query = query.where(_c.seq >= first, _c.recorded_at >= filters.since)
+    if filters.until is not None:
+        query = query.where(_c.recorded_at < filters.until)
+    if filters.prediction is not None:
+        query = query.where(decision_records.c.prediction == filters.prediction)
+    if filters.model_version is not None:
+        query = query.where(decision_records.c.model_version == filters.model_version)
+    rows = connection.execute(query.order_by(_c.seq).limit(limit + 1)).all()
+    return Page(records=[_record(row) for row in rows[:limit]], more=len(rows) > limit)
+
+
+def _purge_chunk(connection: Connection, *, cutoff: datetime) -> PurgeResult:
+    """Delete up to PURGE_CHUNK of the oldest records before ``cutoff`` and move the anchor past them."""
+    head = _head(connection, lock=True)
+    oldest = select(_c.seq).where(_c.recorded_at < cutoff).order_by(_c.seq).limit(PURGE_CHUNK).subquery()
+    last = connection.execute(select(func.max(oldest.c.seq))).scalar_one()
+    if last is None:
+        return PurgeResult(0, int(head.anchor_seq), str(head.anchor_hash))
+    last_hash = str(
+        connection.execute(select(decision_records.c.record_hash).where(_c.seq == last)).scalar_one()
+    )
+    deleted = connection.execute(decision_records.delete().where(_c.seq <= last)).rowcount
+    connection.execute(
+        update(decision_chain)
+        .where(decision_chain.c.id == HEAD_ID)
+        .values(anchor_seq=last + 1, anchor_hash=last_hash)
+    )
+    return PurgeResult(int(deleted), int(last) + 1, last_hash)
+
+
+def _verify(connection: Connection, *, since: datetime | None, until: datetime | None) -> Verification:
+    head = _head(connection)
+    anchor_seq = int(head.anchor_seq)
+    bounds: Select[Any] = select(func.min(_c.seq), func.max(_c.seq))
     if since is not None:
-        bounds = bounds.where(decision_records.c.recorded_at >= since)
+        bounds = bounds.where(_c.recorded_at >= since)
     if until is not None:
-        bounds = bounds.where(decision_records.c.recorded_at < until)
-    first, last = (await connection.execute(bounds)).one()
+        bounds = bounds.where(_c.recorded_at < until)
+    first, last = connection.execute(bounds).one()
     if first is None:
-        if since is None and until is None and int(head.last_seq) >= int(head.anchor_seq):
-            return _broken(
-                0, int(head.anchor_seq), None, f"records {head.anchor_seq} to {head.last_seq} are missing"
-            )
+        if since is None and until is None and int(head.last_seq) >= anchor_seq:
+            return _broken(0, anchor_seq, None, f"records {anchor_seq} to {head.last_seq} are missing")
         return Verification(ok=True, records=0, first_broken=None)
 
     expected_seq = int(first)
-    if expected_seq == int(head.anchor_seq):
+    if expected_seq == anchor_seq:
         expected_prev = str(head.anchor_hash)
     else:
-        before = (
-            await connection.execute(
-                select(decision_records.c.record_hash).where(decision_records.c.seq == expected_seq - 1)
-            )
+        before = connection.execute(
+            select(decision_records.c.record_hash).where(_c.seq == expected_seq - 1)
         ).scalar_one_or_none()
         if before is None:
-            first_id = (
-                await connection.execute(
-                    select(decision_records.c.application_id).where(decision_records.c.seq == expected_seq)
-                )
+            first_id = connection.execute(
+                select(decision_records.c.application_id).where(_c.seq == expected_seq)
             ).scalar_one()
-            prior = (
-                await connection.execute(
-                    select(func.max(decision_records.c.seq)).where(decision_records.c.seq < expected_seq)
-                )
-            ).scalar_one()
-            gap_from = int(prior) + 1 if prior is not None else int(head.anchor_seq)
+            prior = connection.execute(select(func.max(_c.seq)).where(_c.seq < expected_seq)).scalar_one()
+            gap_from = int(prior) + 1 if prior is not None else anchor_seq
             problem = (
                 _missing_before(gap_from, expected_seq)
                 if expected_seq > gap_from
-                else f"it precedes the chain's anchor (seq {head.anchor_seq})"
+                else f"it precedes the chain's anchor (seq {anchor_seq})"
             )
             return _broken(0, expected_seq, first_id, problem)
         expected_prev = str(before)
@@ -519,13 +455,11 @@ async def _verify(
     checked = 0
     after = expected_seq - 1
     while after < int(last):
-        rows = (
-            await connection.execute(
-                select(*_RECORD_COLUMNS)
-                .where(decision_records.c.seq > after, decision_records.c.seq <= last)
-                .order_by(decision_records.c.seq)
-                .limit(VERIFY_CHUNK)
-            )
+        rows = connection.execute(
+            select(*_RECORD_COLUMNS)
+            .where(_c.seq > after, _c.seq <= last)
+            .order_by(_c.seq)
+            .limit(VERIFY_CHUNK)
         ).all()
         for row in rows:
             record = _record(row)
@@ -544,25 +478,20 @@ async def _verify(
             expected_seq += 1
             expected_prev = record.record_hash
         after = rows[-1].seq
-        await asyncio.sleep(0)  # NB: hashing is CPU work: let predictions run between chunks
 
     # NB: the link out of the range: the next record, or, when there is none, the chain's head.
-    successor = (
-        await connection.execute(
-            select(decision_records.c.seq, decision_records.c.application_id, decision_records.c.prev_hash)
-            .where(decision_records.c.seq > last)
-            .order_by(decision_records.c.seq)
-            .limit(1)
-        )
+    successor = connection.execute(
+        select(_c.seq, decision_records.c.application_id, decision_records.c.prev_hash)
+        .where(_c.seq > last)
+        .order_by(_c.seq)
+        .limit(1)
     ).first()
     if successor is None:
         if int(head.last_seq) != expected_seq - 1:
-            return _broken(
-                checked,
-                expected_seq,
-                None,
-                f"records {expected_seq} to {head.last_seq} are missing (the chain's head names the last)",
+            missing = (
+                f"records {expected_seq} to {head.last_seq} are missing (the chain's head names the last)"
             )
+            return _broken(checked, expected_seq, None, missing)
         if str(head.last_hash) != expected_prev:
             return _broken(
                 checked, expected_seq - 1, None, "the chain's head does not name the last record's hash"
@@ -612,31 +541,6 @@ def _stamp(draft: DecisionDraft, seq: int, at: datetime, prev_hash: str, record_
         prev_hash=prev_hash,
         record_hash=record_hash,
     )
-
-
-def _row(record: DecisionRecord) -> dict[str, Any]:
-    return {
-        "seq": record.seq,
-        "application_id": record.application_id,
-        "recorded_at": record.timestamp,
-        "request_id": record.request_id,
-        "client": record.client,
-        "model_name": record.model_name,
-        "model_version": record.model_version,
-        "model_run_id": record.model_run_id,
-        "prediction": record.prediction,
-        "approval_probability": record.approval_probability,
-        "rejection_probability": record.rejection_probability,
-        "risk_score": record.risk_score,
-        "confidence": record.confidence,
-        "credit_score": record.credit_score,
-        "decision_threshold": record.decision_threshold,
-        "reasons": [dict(reason) for reason in record.reasons],
-        "application": dict(record.application),
-        "schema_version": record.schema_version,
-        "prev_hash": record.prev_hash,
-        "record_hash": record.record_hash,
-    }
 
 
 def _record(row: Row[Any]) -> DecisionRecord:

@@ -24,7 +24,7 @@ def test_bench_reports_every_scenario_with_ratios(tmp_path: Path) -> None:
     )  # fmt: skip
 
     saved = json.loads(out.read_text())
-    targets = {"raw-sklearn", "raw-fast", "facade"}
+    targets = {"raw-sklearn", "raw-fast", "facade", "facade+records"}
     assert set(saved["sequential"]) == targets
     assert set(saved["concurrent"]["2"]) == targets
     assert set(saved["batch_rows_per_second"]["50"]) == targets
@@ -37,3 +37,4 @@ def test_bench_reports_every_scenario_with_ratios(tmp_path: Path) -> None:
     }
     assert 0 < saved["facade_rss_mb"] < 1000
     assert "facade/raw-sklearn" in report.table()
+    assert "decision records (SQLite WAL)" in report.table()

@@ -89,7 +89,9 @@ def topology(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
         stack.start_tracking()
         stack.train("n_samples=4000", "n_estimators=30")
         stack.start_scoring()
-        stack.start_facade()
+        # NB: decision records in a database of their own on the same PostgreSQL, as in Compose.
+        postgres.create_database("decisions")
+        stack.start_facade(DECISIONS_DATABASE_URL=postgres.url("decisions"))
         seconds_to_ready = time.monotonic() - started
         record(
             request.config,
@@ -138,6 +140,15 @@ def test_facade_answers_through_the_postgresql_backed_registry(topology: Topolog
 
     assert [approved.json()["prediction"], rejected.json()["prediction"]] == ["APPROVED", "REJECTED"]
     assert approved.json()["model_version"] == "1"
+    # Both decisions were recorded in PostgreSQL, with the real model's run and threshold.
+    for answer, applicant in ((approved, "approved"), (rejected, "rejected")):
+        record = httpx.get(f"{api}/api/v1/decisions/{answer.json()['application_id']}", timeout=30).json()
+        assert record["application"] == EXAMPLE_APPLICANTS[applicant]
+        assert record["prediction"] == answer.json()["prediction"]
+        assert record["reasons"] == answer.json()["reasons"]
+        assert record["model_version"] == "1"
+        assert record["decision_threshold"] == 0.5  # NB: the MLproject's default, the run's param
+    assert httpx.get(f"{api}/api/v1/decisions/verify", timeout=30).json()["ok"] is True
 
 
 def test_prometheus_scrapes_the_facade_and_readme_queries_return_data(topology: Topology) -> None:

@@ -22,7 +22,7 @@ from facade.api.validation import register_parameter_rules
 from facade.core.problems import Problem
 from facade.errors import RecordNotFound, RecordsOff, RecordsUnreadable
 from facade.records.record import DecisionRecord
-from facade.records.store import DecisionStore
+from facade.records.store import DecisionStore, Filters
 from facade.schemas import (
     BrokenLinkPublic,
     ChainVerificationPublic,
@@ -179,16 +179,10 @@ async def list_decisions(query: Annotated[DecisionsQuery, Query()], store: Store
     record already written, so no page repeats or skips one.
     """
     after = decode_cursor(query.cursor) if query.cursor is not None else 0
-    page = await _reading(
-        store.page(
-            after=after,
-            limit=query.limit,
-            since=query.since,
-            until=query.until,
-            prediction=query.prediction,
-            model_version=query.model_version,
-        )
+    filters = Filters(
+        since=query.since, until=query.until, prediction=query.prediction, model_version=query.model_version
     )
+    page = await _reading(store.page(after=after, limit=query.limit, filters=filters))
     records = [_public(record) for record in page.records]
     next_cursor = encode_cursor(page.records[-1].seq) if page.more else None
     return DecisionPagePublic(records=records, count=len(records), next_cursor=next_cursor)

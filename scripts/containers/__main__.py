@@ -12,8 +12,11 @@ import shlex
 import shutil
 import sys
 
+import yaml  # type: ignore[import-untyped]
+
 from scripts.containers.engine import Engine, default_state_dir, missing_requirements, say
 from scripts.containers.images import build_images
+from scripts.containers.standins import STANDINS, repository_of
 from scripts.processes import PROJECT_ROOT
 
 IMAGES = {"facade": "credit-score-api:0.1.0", "mlflow": "credit-score-mlflow:0.1.0"}
@@ -39,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             # NB: podman unmounts what it removes; `system reset` would also touch shared state.
             engine.run("podman", "rmi", "--all", "--force", check=False)
-            shutil.rmtree(engine.state_dir, ignore_errors=True)
+            shutil.rmtree(engine.state_dir)
         say(f"removed {engine.state_dir}")
         return 0
 
@@ -49,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     engine.prepare()
     targets = {target: image.replace(":0.1.0", f":{args.tag}") for target, image in IMAGES.items()}
-    for built in build_images(engine, PROJECT_ROOT, targets):
+    services = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())["services"]
+    upstream = [str(s["image"]) for s in services.values() if "build" not in s]
+    upstream = [image for image in upstream if repository_of(image) in STANDINS]
+    for built in build_images(engine, PROJECT_ROOT, targets, upstream):
         say(f"{built.image}: {built.size / 1e6:.0f} MB")
     return 0
 

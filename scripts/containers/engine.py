@@ -184,11 +184,8 @@ short-name-mode = "permissive"
     def image_exists(self, name: str) -> bool:
         return self.run("podman", "image", "exists", name, check=False).returncode == 0
 
-    def image_label(self, name: str, label: str) -> str | None:
-        (info,) = self.podman_json("image", "inspect", name)
-        labels = (info.get("Config") or {}).get("Labels") or {}
-        value = labels.get(label)
-        return str(value) if value is not None else None
+    def image_id(self, name: str) -> str:
+        return self.podman("image", "inspect", "--format", "{{.Id}}", name).strip()
 
     def image_size(self, name: str) -> int:
         (info,) = self.podman_json("image", "inspect", name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,11 +49,16 @@ def build_images(
     engine: Engine,
     context: Path,
     targets: dict[str, str],
+    upstream: Iterable[str] = (),
     log: Callable[[str], None] = say,
 ) -> list[Built]:
-    """Build each Dockerfile target of ``context`` as its image (``{"facade": "credit-score-api:0.1.0"}``)."""
+    """Build each Dockerfile target of ``context`` as its image (``{"facade": "credit-score-api:0.1.0"}``).
+
+    First the stand-ins of the Dockerfile's bases and of the ``upstream`` images (those Compose
+    runs as they are), when they are not there yet.
+    """
     dockerfile = context / "Dockerfile"
-    for base in dockerfile_bases(dockerfile):
+    for base in [*dockerfile_bases(dockerfile), *upstream]:
         build_standin(engine, base, log)
     built = []
     for target, image in targets.items():

@@ -5,12 +5,14 @@ Dockerfile and docker-compose.yml name (python, postgres, prom/prometheus) are m
 tagged with those very names: the Dockerfile and the Compose file run unchanged. The Debian
 root comes from ``mmdebstrap --variant=minbase`` with the machine's own apt sources (never a
 hard-coded mirror); each stand-in is a Containerfile beside this module, built on it. Every
-stand-in carries the label ``org.credit-score.stand-in`` so that nobody mistakes it for upstream.
+stand-in, and every image built on one, carries the label ``org.credit-score.stand-in-base``, so
+that nobody mistakes it for the upstream image.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import re
 import subprocess
 import tempfile
@@ -27,8 +29,15 @@ APT_SOURCES = Path("/etc/apt")
 
 SUITE = "bookworm"
 BASE_REPOSITORY = "localhost/credit-score-standin/debian"
-STANDIN_LABEL = "org.credit-score.stand-in"
-KEY_LABEL = "org.credit-score.stand-in.key"
+# NB: inherited by every image built on a stand-in, which is the point: `podman image inspect`
+# of our own images says that their base was a local stand-in, not the upstream image.
+STANDIN_LABEL = "org.credit-score.stand-in-base"
+STANDINS_FILE = "standins.json"
+# The image config of the imported root.
+BASE_CHANGES = (
+    'CMD ["bash"]',
+    f'LABEL {STANDIN_LABEL}="built on a Debian {SUITE} minbase root made by mmdebstrap"',
+)
 
 # Like Debian's own -slim images: no documentation, manual pages or translations in the layers.
 SLIM_EXCLUDES = (
@@ -190,7 +199,9 @@ def mmdebstrap_argv(rootfs: Path) -> list[str]:
 def base_image(engine: Engine, log: Callable[[str], None] = say) -> str:
     """The Debian base of every stand-in as an image, made once per week, sources and settings."""
     sources = debian_sources()
-    key = digest_of(sources, *mmdebstrap_argv(Path("rootfs.tar")), SLIM_HOOK.read_bytes(), _week())
+    key = digest_of(
+        sources, *mmdebstrap_argv(Path("rootfs.tar")), SLIM_HOOK.read_bytes(), *BASE_CHANGES, _week()
+    )
     tag = f"{BASE_REPOSITORY}:{SUITE}-{key}"
     if engine.image_exists(tag):
         return tag
@@ -203,15 +214,7 @@ def base_image(engine: Engine, log: Callable[[str], None] = say) -> str:
         )
         if result.returncode != 0:
             raise RuntimeError(f"mmdebstrap failed ({result.returncode}):\n{result.stderr[-4000:]}")
-        engine.podman(
-            "import",
-            "--change",
-            'CMD ["bash"]',
-            "--change",
-            f"LABEL {STANDIN_LABEL}=debian-{SUITE}-minbase",
-            str(rootfs),
-            tag,
-        )
+        engine.podman("import", *(f"--change={change}" for change in BASE_CHANGES), str(rootfs), tag)
     # Older weeks' bases are no longer used by anything new.
     for old in engine.podman("images", "--format", "{{.Repository}}:{{.Tag}}", BASE_REPOSITORY).split():
         if old != tag:
@@ -224,7 +227,7 @@ def build_standin(engine: Engine, image: str, log: Callable[[str], None] = say) 
     """Tag a stand-in for ``image`` (e.g. ``postgres:15.18-bookworm``), unless it is there already.
 
     The version in the tag is the upstream one the files name; the stand-in holds Debian's version
-    of the same program (the label says which), e.g. PostgreSQL 15 and Prometheus 2.
+    of the same program (its label says so), e.g. PostgreSQL 15 and Prometheus 2.
     """
     name = qualified(image)
     standin = STANDINS.get(repository_of(image))
@@ -232,9 +235,14 @@ def build_standin(engine: Engine, image: str, log: Callable[[str], None] = say) 
         raise LookupError(f"no stand-in for {image}: it has no Debian package (Grafana) or is unknown")
     base = base_image(engine, log)
     containerfile = CONTAINERFILES / standin.containerfile
-    files = sorted(p for p in CONTAINERFILES.iterdir() if p.name.startswith(containerfile.stem.split(".")[0]))
+    stem = containerfile.name.split(".")[0]
+    files = sorted(p for p in CONTAINERFILES.iterdir() if p.name.startswith(stem))
     key = digest_of(base, *(p.read_bytes() for p in files))
-    if engine.image_exists(name) and engine.image_label(name, KEY_LABEL) == key:
+    # NB: what each stand-in was built from is kept in the state folder, not in a label: labels
+    # are inherited by every image built on a stand-in (ours included).
+    built = _built_standins(engine)
+    previous = engine.image_id(name) if engine.image_exists(name) else None
+    if previous is not None and built.get(name) == {"key": key, "id": previous}:
         return name
     log(f"building the stand-in {name} ({standin.what})")
     started = time.monotonic()
@@ -245,9 +253,7 @@ def build_standin(engine: Engine, image: str, log: Callable[[str], None] = say) 
         "--build-arg",
         f"BASE={base}",
         "--label",
-        f"{STANDIN_LABEL}={standin.what}",
-        "--label",
-        f"{KEY_LABEL}={key}",
+        f"{STANDIN_LABEL}=built on a local stand-in for {name}: {standin.what}",
         "-f",
         str(containerfile),
         "-t",
@@ -255,10 +261,23 @@ def build_standin(engine: Engine, image: str, log: Callable[[str], None] = say) 
         str(CONTAINERFILES),
         timeout=1800,
     )
-    # The stand-in this one replaces, if any, is used by nothing now.
-    engine.run("podman", "image", "prune", "--force", "--filter", f"label={KEY_LABEL}", check=False)
+    current = engine.image_id(name)
+    if previous is not None and previous != current:
+        # The stand-in this one replaces; podman refuses while an image still builds on it.
+        engine.run("podman", "rmi", previous, check=False)
+    built[name] = {"key": key, "id": current}
+    (engine.state_dir / STANDINS_FILE).write_text(json.dumps(built, indent=1, sort_keys=True) + "\n")
     log(f"built {name} in {time.monotonic() - started:.0f} s")
     return name
+
+
+def _built_standins(engine: Engine) -> dict[str, dict[str, str]]:
+    path = engine.state_dir / STANDINS_FILE
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): dict(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
 
 
 # NB: chroot isolation and the host's network: no user namespaces or container networks in a

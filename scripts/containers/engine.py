@@ -20,6 +20,10 @@ from typing import Any
 
 # What the flow drives. buildah builds, podman runs, mmdebstrap makes the stand-ins' Debian base.
 REQUIRED_BINARIES = ("podman", "buildah", "mmdebstrap", "runc")
+# The Compose network's service names: netavark with aardvark-dns (CNI without the dnsname
+# plugin leaves `postgres` and `mlflow` unresolvable).
+NETWORK_HELPERS = ("netavark", "aardvark-dns")
+HELPER_DIRS = (Path("/usr/lib/podman"), Path("/usr/libexec/podman"), Path("/usr/local/libexec/podman"))
 
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
@@ -44,10 +48,12 @@ def default_state_dir() -> Path:
 def missing_requirements() -> str | None:
     """Why the flow cannot run on this machine, or None when it can."""
     missing = [name for name in REQUIRED_BINARIES if shutil.which(name) is None]
+    # NB: podman's helpers live outside PATH (Debian: /usr/lib/podman, upstream: /usr/libexec/podman).
+    missing += [name for name in NETWORK_HELPERS if not any((d / name).exists() for d in HELPER_DIRS)]
     if missing:
         return (
-            f"{', '.join(missing)} not installed (Debian: apt-get install podman buildah skopeo runc "
-            "fuse-overlayfs mmdebstrap slirp4netns uidmap containernetworking-plugins)"
+            f"{', '.join(missing)} not installed (Debian: apt-get install podman buildah runc mmdebstrap "
+            "netavark aardvark-dns)"
         )
     if os.geteuid() != 0:
         # NB: rootless podman needs subuid ranges and user namespaces this sandbox does not grant.

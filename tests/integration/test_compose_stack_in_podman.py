@@ -15,7 +15,7 @@ import secrets
 import shlex
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,7 @@ pytestmark = [
 ]
 
 FIGURE = "containers (tests/integration/test_compose_stack_in_podman.py)"
+Figure = Callable[[str, str], None]
 
 
 @dataclass
@@ -92,6 +93,18 @@ def _without_standin(config: dict[str, Any]) -> set[str]:
     }
 
 
+def _with_dependencies(config: dict[str, Any], services: list[str]) -> set[str]:
+    """``services`` and everything they depend on, as Compose starts them."""
+    found: set[str] = set()
+    pending = list(services)
+    while pending:
+        service = pending.pop()
+        if service not in found:
+            found.add(service)
+            pending += list(config["services"].get(service, {}).get("depends_on") or [])
+    return found
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[RunningStack]:
     started = time.monotonic()
@@ -124,10 +137,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
                     )
                 continue
             config = _compose_config(project)
-            services = [arg for arg in argv[2:] if not arg.startswith("-")] if argv[1] == "up" else []
-            if services and set(services) <= _without_standin(config):
-                skipped += services  # NB: Grafana has no Debian package to stand in for its image.
+            positional = [arg for arg in argv[2:] if not arg.startswith("-")]
+            named = positional if argv[1] == "up" else positional[:1]
+            without = _without_standin(config)
+            if named and set(named) <= without:
+                skipped += named  # NB: Grafana has no Debian package to stand in for its image.
                 continue
+            if needed := _with_dependencies(config, named) & without:
+                pytest.fail(
+                    f"{line}: no image for {sorted(needed)} here; give it a stand-in "
+                    "(STANDINS in scripts/containers/standins.py and a Containerfile beside it)"
+                )
             if running is None:
                 running = RunningStack(project, config, ports, "", skipped)
                 targets = {
@@ -137,8 +157,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
                 }
                 upstream = [
                     str(spec["image"])
-                    for name, spec in config["services"].items()
-                    if "build" not in spec and name not in _without_standin(config)
+                    for service, spec in config["services"].items()
+                    if "build" not in spec and service not in without
                 ]
                 building = time.monotonic()
                 built = build_images(engine, directory, targets, upstream, log=project.log)
@@ -171,7 +191,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
 # --- what an operator checks ---------------------------------------------------------------------
 
 
-def test_mlflow_ui_and_health_answer_on_the_published_port(stack: RunningStack) -> None:
+def test_mlflow_ui_and_health_answer_on_the_published_port(stack: RunningStack, figure: Figure) -> None:
     mlflow = stack.url("MLFLOW_PORT")
 
     ui = httpx.get(f"{mlflow}/", timeout=30)
@@ -179,9 +199,12 @@ def test_mlflow_ui_and_health_answer_on_the_published_port(stack: RunningStack) 
 
     assert ui.status_code == 200 and "<title>MLflow</title>" in ui.text, ui.text[:300]
     assert (health.status_code, health.text) == (200, "OK")
+    figure(f"{FIGURE} MLflow", f"UI {ui.status_code}, /health {health.status_code} {health.text}")
 
 
-def test_the_train_job_registered_the_champion_as_the_non_root_user(stack: RunningStack) -> None:
+def test_the_train_job_registered_the_champion_as_the_non_root_user(
+    stack: RunningStack, figure: Figure
+) -> None:
     mlflow = stack.url("MLFLOW_PORT")
     # What the scoring server serves: models:/credit-score@champion.
     command = stack.config["services"]["model"]["command"]
@@ -201,9 +224,13 @@ def test_the_train_job_registered_the_champion_as_the_non_root_user(stack: Runni
     assert info["status"] == "FINISHED"
     assert tags["mlflow.user"] == "app", "the train job ran as the image's service user"
     assert tags["mlflow.project.entryPoint"] == "main"
+    figure(
+        f"{FIGURE} champion",
+        f"{name}@{alias} = version {version['version']}, run {info['status']} as {tags['mlflow.user']}",
+    )
 
 
-def test_predict_answers_200_with_a_key_and_401_without(stack: RunningStack) -> None:
+def test_predict_answers_200_with_a_key_and_401_without(stack: RunningStack, figure: Figure) -> None:
     api = stack.url("API_PORT")
 
     approved = httpx.post(
@@ -227,6 +254,12 @@ def test_predict_answers_200_with_a_key_and_401_without(stack: RunningStack) -> 
     assert anonymous.headers["content-type"].startswith("application/problem+json")
     assert "WWW-Authenticate" in anonymous.headers
     assert stack.api_key not in approved.text + anonymous.text
+    figure(
+        f"{FIGURE} predict",
+        f"with a key {approved.status_code} {approved.json()['prediction']} and {rejected.status_code} "
+        f"{rejected.json()['prediction']} (model_version {approved.json()['model_version']}), "
+        f"without {anonymous.status_code}",
+    )
 
 
 def test_metrics_count_the_predictions(stack: RunningStack) -> None:
@@ -241,7 +274,7 @@ def test_metrics_count_the_predictions(stack: RunningStack) -> None:
     assert "model_loaded 1.0" in metrics.text
 
 
-def test_prometheus_has_every_target_up(stack: RunningStack) -> None:
+def test_prometheus_has_every_target_up(stack: RunningStack, figure: Figure) -> None:
     prometheus = stack.url("PROMETHEUS_PORT")
     config = yaml.safe_load((stack.project.directory / "prometheus.yml").read_text())
     jobs = {job["job_name"] for job in config["scrape_configs"]}
@@ -254,13 +287,17 @@ def test_prometheus_has_every_target_up(stack: RunningStack) -> None:
             break
         time.sleep(2)
     assert health == dict.fromkeys(jobs, "up")
+    figure(
+        f"{FIGURE} Prometheus targets", ", ".join(f"{job} {state}" for job, state in sorted(health.items()))
+    )
 
 
-def test_every_service_runs_and_runs_as_a_non_root_user(stack: RunningStack) -> None:
+def test_every_service_runs_and_runs_as_a_non_root_user(stack: RunningStack, figure: Figure) -> None:
     containers = stack.project.containers()
     running = {stack.project.service_of(c): c for c in containers if c.get("State") == "running"}
 
     states = {stack.project.service_of(c): c.get("State") for c in containers}
+    users: dict[str, list[str]] = {}
     assert set(running) == stack.services_started(), states
     for service, container in running.items():
         name = stack.project.name_of(container)
@@ -269,9 +306,12 @@ def test_every_service_runs_and_runs_as_a_non_root_user(stack: RunningStack) -> 
         for process in stack.project.processes(name):
             assert "root" not in {process["user"], process["huser"]}, f"{service}: {process}"
             assert process["user"] != "0", f"{service}: {process}"
+        users[service] = sorted({process["user"] for process in stack.project.processes(name)})
+    figure(f"{FIGURE} users", ", ".join(f"{service} {'/'.join(u)}" for service, u in sorted(users.items())))
 
 
-def test_every_healthcheck_is_healthy(stack: RunningStack) -> None:
+def test_every_healthcheck_is_healthy(stack: RunningStack, figure: Figure) -> None:
+    states = {}
     for container in stack.project.containers():
         name = stack.project.name_of(container)
         service = stack.project.service_of(container)
@@ -282,6 +322,8 @@ def test_every_healthcheck_is_healthy(stack: RunningStack) -> None:
         passed = stack.project.healthcheck_run(name)
 
         assert passed and stack.project.health(name) == "healthy", f"{service}:\n{stack.project.logs(name)}"
+        states[service] = stack.project.health(name)
+    figure(f"{FIGURE} health", ", ".join(f"{service} {state}" for service, state in sorted(states.items())))
 
 
 def test_built_images_keep_their_healthcheck_and_service_user(stack: RunningStack) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scripts.containers.engine import Engine, say
-from scripts.containers.standins import BUILD_FLAGS, build_standin
+from scripts.containers.standins import BUILD_FLAGS, build_standin, remove_unused
 
 # NB: pip inside a build must trust what the host trusts (this machine kind reaches PyPI through
 # a proxy with its own CA). Mounted read-only over the image's own bundle for the build only: it
@@ -82,7 +82,5 @@ def build_images(
         seconds = time.monotonic() - started
         built.append(Built(target, image, seconds, engine.image_size(image)))
         log(f"built {image} in {seconds:.0f} s ({built[-1].size / 1e6:.0f} MB)")
-    # Layers no tag uses and older than a week and a day: the base (and so every layer) is
-    # remade weekly, so these are earlier generations, no longer a cache of anything.
-    engine.run("podman", "image", "prune", "--force", "--filter", "until=192h", check=False)
+    remove_unused(engine)
     return built

@@ -63,6 +63,7 @@ class StandIn:
 
 # By repository: the upstream images our Dockerfile and docker-compose.yml use that Debian can
 # stand in for. Grafana has no Debian package: its service stays out of the containers test.
+# A new service's image (redis, say) needs an entry here and a Containerfile in standins/.
 STANDINS = {
     "docker.io/library/python": StandIn(
         "docker.io/library/python", "python.Containerfile", "Debian's python3.11 with a venv at /usr/local"
@@ -196,13 +197,17 @@ def mmdebstrap_argv(rootfs: Path) -> list[str]:
     ]
 
 
+def base_key() -> str:
+    """What the base is made from: the sources, mmdebstrap's arguments, the hook, the week."""
+    return digest_of(
+        debian_sources(), *mmdebstrap_argv(Path("rootfs.tar")), SLIM_HOOK.read_bytes(), *BASE_CHANGES, _week()
+    )
+
+
 def base_image(engine: Engine, log: Callable[[str], None] = say) -> str:
     """The Debian base of every stand-in as an image, made once per week, sources and settings."""
     sources = debian_sources()
-    key = digest_of(
-        sources, *mmdebstrap_argv(Path("rootfs.tar")), SLIM_HOOK.read_bytes(), *BASE_CHANGES, _week()
-    )
-    tag = f"{BASE_REPOSITORY}:{SUITE}-{key}"
+    tag = f"{BASE_REPOSITORY}:{SUITE}-{base_key()}"
     if engine.image_exists(tag):
         return tag
     log(f"making the Debian {SUITE} base with mmdebstrap ({tag})")
@@ -215,12 +220,21 @@ def base_image(engine: Engine, log: Callable[[str], None] = say) -> str:
         if result.returncode != 0:
             raise RuntimeError(f"mmdebstrap failed ({result.returncode}):\n{result.stderr[-4000:]}")
         engine.podman("import", *(f"--change={change}" for change in BASE_CHANGES), str(rootfs), tag)
-    # Older weeks' bases are no longer used by anything new.
-    for old in engine.podman("images", "--format", "{{.Repository}}:{{.Tag}}", BASE_REPOSITORY).split():
-        if old != tag:
-            engine.run("podman", "rmi", old, check=False)
     log(f"made {tag} in {time.monotonic() - started:.0f} s")
     return tag
+
+
+def remove_unused(engine: Engine) -> None:
+    """Earlier generations: layers no tag uses, older than a week and a day, then older bases.
+
+    The base, and so every layer built on it, is remade weekly: what is older is no longer a
+    cache of anything. podman refuses to remove a base that an image still builds on.
+    """
+    engine.run("podman", "image", "prune", "--force", "--filter", "until=192h", check=False)
+    current = f"{BASE_REPOSITORY}:{SUITE}-{base_key()}"
+    for old in engine.podman("images", "--format", "{{.Repository}}:{{.Tag}}", BASE_REPOSITORY).split():
+        if old != current:
+            engine.run("podman", "rmi", old, check=False)
 
 
 def build_standin(engine: Engine, image: str, log: Callable[[str], None] = say) -> str:

@@ -1,9 +1,11 @@
 # Images of the Compose stack, one Dockerfile with two final targets:
 #   facade  the FastAPI facade (`python -m facade`): only the `facade` extra, no mlflow, pandas or
-#           scikit-learn (docs/architecture.md: the facade image must not need them)
-#   mlflow  mlflow 3.17.2 with the `model` extra and the PostgreSQL driver: the tracking server,
-#           the `mlflow run .` training job and `mlflow models serve` all run from it
-# Build one with `docker build --target facade -t credit-score-api .` (Compose builds both).
+#           scikit-learn (the facade never imports them)
+#   mlflow  mlflow 3.17.2 with the `model` and `server` extras (the PostgreSQL driver, the
+#           tracking server's Prometheus exporter): the tracking server, the `mlflow run .`
+#           training job and `mlflow models serve` all run from it
+# Build one with `docker build --target facade -t credit-score-api .` (Compose builds both;
+# `python -m scripts.containers images` builds both with buildah, see the README).
 #
 # NB: only instructions the classic builder understands (no RUN --mount, COPY --chmod or
 # heredocs): Debian's docker-compose v1 builds without BuildKit.
@@ -26,32 +28,36 @@ RUN groupadd --system --gid 10001 app \
 WORKDIR /app
 
 # ---------------------------------------------------------------------------------------------
-# Resolves and installs each image's dependencies into its own prefix, so that the final stages
-# get site-packages and console scripts without pip's caches or the project's build files.
-FROM python-base AS builder
-
-# NB: the PostgreSQL driver and the tracking server's Prometheus exporter are deployment
-# dependencies, not the model's: they stay out of pyproject.toml and the logged model's
-# requirements. 2.9.13 and 0.23.2 were the newest releases on PyPI when this was written.
-ARG PSYCOPG2_BINARY_VERSION=2.9.13
-ARG PROMETHEUS_FLASK_EXPORTER_VERSION=0.23.2
+# Resolves each image's dependencies into a prefix of its own, so that the final stages get
+# site-packages and console scripts without pip's caches or the project's build files. One
+# builder per image: the facade's build never waits for (or is invalidated by) the model stack.
+FROM python-base AS requirements
 
 COPY pyproject.toml ./
-# NB: the requirement lists are read from pyproject.toml's extras (one source of pins); the
+# NB: the requirement lists are read from pyproject.toml's extras (the one source of pins); the
 # project itself is not installed: the final stages copy its sources, so the facade image gets
 # only facade/ and model_code's stdlib-only modules (the schema, the reason catalogue and score
 # scale, the PSI computation, the output contract, the tracking names), never training/ or the
 # pyfunc.
-RUN python -c "import tomllib; extras = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']; [open(f'/tmp/requirements-{name}.txt', 'w').write('\n'.join(extras[name]) + '\n') for name in ('facade', 'model')]" \
-    && pip install --prefix=/install/facade -r /tmp/requirements-facade.txt \
-    && pip install --prefix=/install/model -r /tmp/requirements-model.txt \
-       "psycopg2-binary==${PSYCOPG2_BINARY_VERSION}" \
-       "prometheus-flask-exporter==${PROMETHEUS_FLASK_EXPORTER_VERSION}"
+RUN python -c "import tomllib; extras = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']; images = {'facade': ['facade'], 'model': ['model', 'server']}; [open(f'/tmp/requirements-{image}.txt', 'w').write('\n'.join(r for name in names for r in extras[name]) + '\n') for image, names in images.items()]"
+
+# NB: what no service runs is dropped from the prefix before it is copied: the packages' own
+# test suites (pandas, scipy, numpy, scikit-learn, pyarrow: about 125 MB) and C, C++ and Cython
+# sources and headers (about 17 MB). Byte code stays: every container start would compile it.
+FROM requirements AS builder-facade
+RUN pip install --prefix=/install/facade -r /tmp/requirements-facade.txt \
+    && find /install -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} + \
+    && find /install -type f \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.h' -o -name '*.hpp' -o -name '*.c' -o -name '*.cpp' \) -delete
+
+FROM requirements AS builder-model
+RUN pip install --prefix=/install/model -r /tmp/requirements-model.txt \
+    && find /install -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} + \
+    && find /install -type f \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.h' -o -name '*.hpp' -o -name '*.c' -o -name '*.cpp' \) -delete
 
 # ---------------------------------------------------------------------------------------------
 FROM python-base AS facade
 
-COPY --from=builder /install/facade /usr/local
+COPY --from=builder-facade /install/facade /usr/local
 # NB: sources stay owned by root: the service user can read them but not change them.
 COPY model_code/__init__.py model_code/schema.py model_code/reasons.py model_code/drift.py model_code/contract.py model_code/tracking.py model_code/
 COPY facade/ facade/
@@ -76,7 +82,7 @@ CMD ["python", "-m", "facade"]
 # ---------------------------------------------------------------------------------------------
 FROM python-base AS mlflow
 
-COPY --from=builder /install/model /usr/local
+COPY --from=builder-model /install/model /usr/local
 # What `mlflow run .` needs: the MLproject, its environment file and the code it runs.
 COPY MLproject conda.yaml pyproject.toml ./
 COPY model_code/ model_code/
@@ -89,8 +95,11 @@ RUN mkdir -p /app/data /mlartifacts \
     && chown app:app /app/data /mlartifacts
 
 # NB: `mlflow server` otherwise starts a job runner and huey consumers (about 3 GB of RAM
-# instead of about 500 MB, see docs/architecture.md); the stack does not use server-side jobs.
-ENV MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
+# instead of about 500 MB, measured); the stack does not use server-side jobs.
+# GIT_PYTHON_REFRESH: the image has neither git nor a checkout, so MLflow's probe for a commit
+# to record would print a page of warnings at every `mlflow run`.
+ENV MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
+    GIT_PYTHON_REFRESH=quiet
 
 USER app
 EXPOSE 5001 5002

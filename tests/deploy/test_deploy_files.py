@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -135,6 +136,12 @@ def depends_on(name: str) -> dict[str, str]:
 
 def command(name: str) -> list[str]:
     raw = service(name).get("command", [])
+    return raw.split() if isinstance(raw, str) else [str(part) for part in raw]
+
+
+def raw_command(name: str) -> list[str]:
+    """A service's command as written, before interpolation."""
+    raw = yaml.safe_load(COMPOSE_FILE.read_text())["services"][name].get("command", [])
     return raw.split() if isinstance(raw, str) else [str(part) for part in raw]
 
 
@@ -338,6 +345,19 @@ def test_published_ports_are_the_documented_ones(name: str) -> None:
     assert _published(name) == expected
 
 
+def test_host_ports_are_settings_that_default_to_the_container_ports() -> None:
+    """Each published port is `${BIND_HOST}:${<NAME>_PORT:-<port>}:<port>`, its variable in .env.example."""
+    raw = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    documented = env_example()
+    for name, port in PUBLISHED.items():
+        (entry,) = raw[name]["ports"]
+        match = re.fullmatch(r"\$\{BIND_HOST:-127\.0\.0\.1\}:\$\{([A-Z_]+_PORT):-(\d+)\}:(\d+)", entry)
+        assert match, f"{name}: {entry!r}"
+        variable, default, container = match.groups()
+        assert int(default) == int(container) == port, name
+        assert documented[variable] == default, f"{variable} in .env.example"
+
+
 def test_every_compose_variable_is_in_env_example() -> None:
     used = {m[0] for m in REFERENCE.findall(uncommented(COMPOSE_FILE.read_text()))}
     documented = set(env_example())
@@ -354,7 +374,7 @@ def test_env_example_comments_every_variable() -> None:
 
 
 def test_containers_call_the_tracking_server_by_an_explicit_uri() -> None:
-    """Resolving models:/ without MLFLOW_TRACKING_URI creates an empty store (docs/architecture.md)."""
+    """Resolving models:/ without MLFLOW_TRACKING_URI silently creates an empty SQLite store."""
     for name in ("train", "model", "api"):
         assert service(name)["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5001", name
     assert service("api")["environment"]["SCORING_URL"] == "http://model:5002"
@@ -364,18 +384,25 @@ def test_commands_are_the_natively_proven_ones() -> None:
     """The same commands as scripts/commands.py (`make run`), with PostgreSQL and container-only flags."""
     server = command("mlflow")
     assert server[:2] == ["mlflow", "server"]
-    options = dict(zip(server[2::2], server[3::2], strict=False))
+    # NB: the store URI holds the database password: in the environment (which `mlflow server`
+    # reads), never on the command line that process listings show.
+    assert "--backend-store-uri" not in server
+    assert not any("POSTGRES_PASSWORD" in part or "@postgres:" in part for part in raw_command("mlflow"))
+    store_uri = service("mlflow")["environment"]["MLFLOW_BACKEND_STORE_URI"]
     # NB: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the image has psycopg2-binary.
-    assert options["--backend-store-uri"].startswith("postgresql+psycopg2://")
-    assert options["--backend-store-uri"].endswith("@postgres:5432/mlflow")
+    assert store_uri.startswith("postgresql+psycopg2://")
+    assert store_uri.endswith("@postgres:5432/mlflow")
     assert "--serve-artifacts" in server
     assert "--artifacts-destination" in server
     assert server[server.index("--workers") + 1] == "1"
     assert server[server.index("--host") + 1] == "0.0.0.0"
     assert server[server.index("--port") + 1] == "5001"
-    # NB: without it, MLflow's host check answers 403 to http://mlflow:5001 from the containers.
+    # NB: without it, MLflow's host check answers 403 to http://mlflow:5001 from the containers,
+    # and to the UI on any host port but the default one. MLflow matches with fnmatch.
     allowed = server[server.index("--allowed-hosts") + 1].split(",")
-    assert {"mlflow:5001", "localhost:5001"} <= set(allowed)
+    for host in ("mlflow:5001", "localhost:5001", "127.0.0.1:5001", "127.0.0.1:15001", "localhost:40123"):
+        assert any(fnmatch.fnmatch(host, pattern) for pattern in allowed), host
+    assert not any(fnmatch.fnmatch("evil.example:5001", pattern) for pattern in allowed)
     assert service("mlflow")["environment"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
 
     assert command("train")[:5] == ["mlflow", "run", ".", "--env-manager", "local"]
@@ -510,10 +537,13 @@ def test_the_facade_image_installs_no_model_stack() -> None:
     text = " ".join(args for _, args in facade.instructions).lower()
     for banned in ("mlflow", "scikit-learn", "sklearn", "pandas", "training/", "credit_model", "pyfunc"):
         assert banned not in text, banned
-    assert "--from=builder /install/facade /usr/local" in facade.all("COPY")
-    install = next(args for args in stages["builder"].all("RUN") if "--prefix=/install/facade" in args)
+    assert "--from=builder-facade /install/facade /usr/local" in facade.all("COPY")
+    (install,) = stages["builder-facade"].all("RUN")
     facade_install = install.split("--prefix=/install/facade", 1)[1].split("&&", 1)[0].split()
     assert facade_install == ["-r", "/tmp/requirements-facade.txt"]
+    # The requirement list is the facade extra alone.
+    (lists,) = stages["requirements"].all("RUN")
+    assert "'facade': ['facade']" in lists
     # And the extra it installs has none of them either.
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     names = {re.split(r"[=<>!~\[; ]", requirement, maxsplit=1)[0].lower() for requirement in extras["facade"]}
@@ -567,12 +597,20 @@ def test_the_facade_image_files_suffice_to_build_the_app(tmp_path: Path) -> None
 
 
 def test_the_mlflow_image_has_the_postgres_driver_and_the_prometheus_exporter_pinned() -> None:
-    builder = " ".join(dockerfile_stages()["builder"].all("ARG") + dockerfile_stages()["builder"].all("RUN"))
-    assert re.search(r"PSYCOPG2_BINARY_VERSION=\d+\.\d+\.\d+", builder)
-    assert '"psycopg2-binary==${PSYCOPG2_BINARY_VERSION}"' in builder
-    assert re.search(r"PROMETHEUS_FLASK_EXPORTER_VERSION=\d+\.\d+\.\d+", builder)
-    mlflow = dockerfile_stages()["mlflow"]
-    assert "--from=builder /install/model /usr/local" in mlflow.all("COPY")
+    """From pyproject.toml's `server` extra, pinned there (one home for every pin)."""
+    stages = dockerfile_stages()
+    (lists,) = stages["requirements"].all("RUN")
+    assert "'model': ['model', 'server']" in lists
+    (install,) = stages["builder-model"].all("RUN")
+    assert install.split("--prefix=/install/model", 1)[1].split("&&", 1)[0].split() == [
+        "-r", "/tmp/requirements-model.txt",
+    ]  # fmt: skip
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    pins = {requirement.split("==")[0]: requirement for requirement in extras["server"]}
+    assert set(pins) == {"psycopg2-binary", "prometheus-flask-exporter"}
+    assert all(re.fullmatch(r"[a-z0-9-]+==\d+\.\d+\.\d+", pin) for pin in pins.values()), pins
+    mlflow = stages["mlflow"]
+    assert "--from=builder-model /install/model /usr/local" in mlflow.all("COPY")
     copied = " ".join(mlflow.all("COPY"))
     for needed in ("MLproject", "conda.yaml", "pyproject.toml", "model_code/", "training/"):
         assert needed in copied, needed

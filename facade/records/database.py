@@ -84,9 +84,9 @@ class PostgresDatabase(Database):
             max_overflow=5,
             pool_timeout=timeout,
             pool_recycle=1800,
-            # NB: one round trip per checkout, so the first append after the database restarted finds
-            # its pooled connection gone before it fails a transaction with it.
-            pool_pre_ping=True,
+            # NB: no pre-ping: it costs a round trip on every transaction. After a restart of the
+            # database the first transaction fails on its dead connection, which makes SQLAlchemy
+            # drop the whole pool, and the next one connects afresh.
             connect_args={
                 "timeout": timeout,
                 "command_timeout": COMMAND_TIMEOUT_SECONDS,

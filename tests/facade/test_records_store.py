@@ -23,8 +23,10 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from prometheus_client import REGISTRY
+from pydantic import ValidationError
 from sqlalchemy import create_engine
 
+from facade.core.config import Settings
 from facade.errors import RecordUnavailable
 from facade.records.chain import GENESIS_HASH
 from facade.records.record import DecisionDraft, DecisionRecord
@@ -430,3 +432,23 @@ def test_the_database_url_is_never_logged_with_its_password() -> None:
 
     assert "s3cret-pw" not in described
     assert described.startswith("postgresql+asyncpg://decisions:***@db.internal")
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://decisions:s3cret-pw@db/decisions", "decisions.db", "http://s3cret-pw@example/db"]
+)
+def test_the_records_database_setting_refuses_other_databases_without_quoting_it(url: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(DECISIONS_DATABASE_URL=url)
+
+    assert "DECISIONS_DATABASE_URL" in str(refused.value)
+    assert "s3cret" not in str(refused.value)
+    assert "decisions.db" not in str(refused.value)
+
+
+def test_the_records_database_setting_takes_sqlite_and_postgresql_urls() -> None:
+    for url in ("sqlite:///.run/decisions.db", "postgresql://u:p@db:5432/decisions", "postgres://u:p@db/d"):
+        settings = Settings(DECISIONS_DATABASE_URL=url)
+        assert settings.DECISIONS_DATABASE_URL is not None
+        assert "p@" not in repr(settings)
+    assert Settings(DECISIONS_DATABASE_URL="").DECISIONS_DATABASE_URL is None

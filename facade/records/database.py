@@ -14,6 +14,7 @@ runs such a function inside a transaction and awaits it:
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ Work = Callable[[Connection], T]
 
 # NB: a backstop for reads and purges on PostgreSQL; appends have their own, shorter deadline.
 COMMAND_TIMEOUT_SECONDS = 60.0
+SWITCH_INTERVAL_SECONDS = 0.0005
 
 
 def database_url(url: str) -> URL:
@@ -118,6 +120,11 @@ class SQLiteDatabase(Database):
         self._read_engine = _sqlite_engine(url, "BEGIN", 3, timeout)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="decision-records-write")
         self._readers = ThreadPoolExecutor(3, thread_name_prefix="decision-records-read")
+        # NB: a thread waiting for the GIL gets it only when the event loop's thread lets go, at the
+        # latest after the switch interval (5 ms by default): with the loop busy serving requests,
+        # each commit waited that long twice (measured: c32 throughput with records 0.65x of
+        # without, 0.8x with 0.5 ms). The process has no other threads that compete for it.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_SECONDS))
 
     async def write(self, work: Work[T], *, seconds: float | None = None) -> T:
         # NB: no asyncio timeout here: a thread cannot be cancelled, so a caller who stopped waiting

@@ -439,7 +439,7 @@ def test_the_database_url_is_never_logged_with_its_password() -> None:
 )
 def test_the_records_database_setting_refuses_other_databases_without_quoting_it(url: str) -> None:
     with pytest.raises(ValidationError) as refused:
-        Settings(DECISIONS_DATABASE_URL=url)
+        Settings.model_validate({"DECISIONS_DATABASE_URL": url})
 
     assert "DECISIONS_DATABASE_URL" in str(refused.value)
     assert "s3cret" not in str(refused.value)
@@ -448,7 +448,7 @@ def test_the_records_database_setting_refuses_other_databases_without_quoting_it
 
 def test_the_records_database_setting_takes_sqlite_and_postgresql_urls() -> None:
     for url in ("sqlite:///.run/decisions.db", "postgresql://u:p@db:5432/decisions", "postgres://u:p@db/d"):
-        settings = Settings(DECISIONS_DATABASE_URL=url)
+        settings = Settings.model_validate({"DECISIONS_DATABASE_URL": url})
         assert settings.DECISIONS_DATABASE_URL is not None
         assert "p@" not in repr(settings)
-    assert Settings(DECISIONS_DATABASE_URL="").DECISIONS_DATABASE_URL is None
+    assert Settings.model_validate({"DECISIONS_DATABASE_URL": ""}).DECISIONS_DATABASE_URL is None

@@ -27,7 +27,11 @@ import httpx
 
 @dataclass
 class Sample:
-    """One scenario against one server in one round: counts, time, latencies in milliseconds."""
+    """One scenario against one server in one round: counts, time, latencies in milliseconds.
+
+    ``requests`` counts the answers received, ``errors`` those that were not 200, and
+    ``socket_errors`` the requests that got no answer (refused, reset or timed out).
+    """
 
     requests: int
     errors: int
@@ -35,6 +39,7 @@ class Sample:
     p50_ms: float
     p99_ms: float
     client_cpu_s: float = 0.0
+    socket_errors: int = 0
 
     @property
     def ok(self) -> int:
@@ -84,8 +89,10 @@ def wrk(url: str, body: bytes, connections: int, seconds: float) -> Sample:
     line = next((x for x in result.stdout.splitlines() if x.startswith("BENCH ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no summary:\n{result.stdout}\n{result.stderr}")
-    requests, errors, bad_status, micros, p50, p99 = (float(v) for v in line.split()[1:])
-    return Sample(int(requests), int(errors + bad_status), micros / 1e6, p50 / 1000, p99 / 1000, client_cpu)
+    requests, socket_errors, bad_status, micros, p50, p99 = (float(v) for v in line.split()[1:])
+    return Sample(
+        int(requests), int(bad_status), micros / 1e6, p50 / 1000, p99 / 1000, client_cpu, int(socket_errors)
+    )
 
 
 def _children_cpu() -> float:
@@ -108,27 +115,28 @@ def python_load(url: str, body: bytes, connections: int, seconds: float) -> Samp
 
 async def _python_load(url: str, body: bytes, connections: int, seconds: float) -> Sample:
     latencies: list[float] = []
-    errors = 0
+    errors = socket_errors = 0
     headers = {"Content-Type": "application/json"}
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         deadline = time.perf_counter() + seconds
 
         async def worker() -> None:
-            nonlocal errors
+            nonlocal errors, socket_errors
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()
                 try:
-                    ok = (await client.post(url, content=body, headers=headers)).status_code == 200
+                    status = (await client.post(url, content=body, headers=headers)).status_code
                 except httpx.HTTPError:
-                    ok = False
+                    socket_errors += 1
+                    continue
                 latencies.append(time.perf_counter() - t0)
-                errors += not ok
+                errors += status != 200
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(connections)))
         elapsed = time.perf_counter() - started
-    return Sample(len(latencies), errors, elapsed, *_quantiles(latencies))
+    return Sample(len(latencies), errors, elapsed, *_quantiles(latencies), socket_errors=socket_errors)
 
 
 def batches(url: str, body: bytes, repeats: int, timeout: float = 300) -> Sample:

@@ -15,6 +15,7 @@ from typing import Any
 PIPELINE_ENV = "BENCH_PIPELINE"
 TRUSTED_ENV = "BENCH_PIPELINE_TRUSTED_TYPES"
 BATCHING_ENV = "BENCH_BENTO_BATCHING"  # "1": the BentoML peer's API uses adaptive batching
+BENTO_MAX_BATCH_ROWS = 100  # BentoML's default max_batch_size, spelled out: the bench relies on it
 MODEL_DIR_ENV = "BENCH_MODEL_DIR"  # the one-hop server's downloaded model folder
 
 

@@ -106,6 +106,8 @@ def columns(args: argparse.Namespace) -> list[Column]:
 
 @dataclass
 class Report:
+    """Every round's samples, their summary, ratios and cores: the ``--json`` file is its asdict()."""
+
     settings: dict[str, Any]
     servers: dict[str, dict[str, Any]] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
@@ -442,7 +444,7 @@ def run(args: argparse.Namespace, report: Report) -> Report:
             generate_applicants(max(args.batch_rows), seed=5).drop(columns=[TARGET]).to_json(orient="records")
         )
         for server in launched:
-            check_identical(server, pyfunc, sample[: min(args.batch_rows + [server.max_rows or len(sample)])])
+            check_identical(server, pyfunc, sample[: min([*args.batch_rows, server.max_rows or len(sample)])])
             report.servers[server.name] = {
                 "label": _label(server.name),
                 "components": list(server.components),
@@ -673,6 +675,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--python-client", action="store_true", help="drive the load with httpx even when wrk exists"
     )
     args = parser.parse_args(argv)
+    if args.rounds < 1 or not args.concurrency or not args.batch_rows:
+        parser.error("--rounds must be at least 1; --concurrency and --batch-rows need a value each")
     args.train = {
         "n_samples": args.n_samples,
         "n_estimators": args.n_estimators,

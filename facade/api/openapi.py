@@ -62,7 +62,7 @@ _RATE_LIMIT_HEADERS: dict[str, Any] = {
 _HEADERS: dict[int, dict[str, Any]] = {
     401: {
         "WWW-Authenticate": {
-            "description": 'The accepted credentials; for an invalid token RFC 6750\'s error="invalid_token".',
+            "description": 'The accepted credentials; for a bad token, RFC 6750\'s error="invalid_token".',
             "schema": {"type": "string"},
             "required": True,
         }

@@ -54,7 +54,9 @@ _config = SchemathesisConfig.from_dict(
     }
 )
 schema = schemathesis.openapi.from_asgi(
-    "/openapi.json", create_app(_settings.model_copy(update={"_api_keys": (unnamed_key(API_KEY),)})), config=_config
+    "/openapi.json",
+    create_app(_settings.model_copy(update={"_api_keys": (unnamed_key(API_KEY),)})),
+    config=_config,
 )
 
 

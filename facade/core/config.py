@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import ssl
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from facade.core.ratelimit import STORAGE_SCHEMES, Policy, parse_policy
 from facade.core.security import (
@@ -111,7 +112,8 @@ class Settings(BaseSettings):
     RATE_LIMIT: str | None = Field(
         default=None, description="Every client's limits, e.g. 50/second;2000/minute."
     )
-    RATE_LIMITS_BY_CLIENT: dict[str, str] = Field(
+    # NB: NoDecode: read as text and parsed below, so that an empty variable (Compose's default) is {}.
+    RATE_LIMITS_BY_CLIENT: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, description='JSON: {"client-name": "100/second", "other": "unlimited"}.'
     )
     RATE_LIMIT_STORAGE_URL: str = Field(
@@ -178,6 +180,18 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # NB: Compose and Kubernetes pass an unset variable as an empty string.
         return None if value == "" else value
+
+    @field_validator("RATE_LIMITS_BY_CLIENT", mode="before")
+    @classmethod
+    def _json_object(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return {}
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError('must be a JSON object such as {"batch-job": "10/minute"}') from None
 
     @model_validator(mode="after")
     def _load_api_keys(self) -> Self:

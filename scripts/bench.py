@@ -80,9 +80,9 @@ def raw_target(name: str, base: str) -> Target:
     )
 
 
-def facade_target(base: str) -> Target:
+def facade_target(base: str, name: str = "facade") -> Target:
     return Target(
-        "facade",
+        name,
         f"{base}/api/v1/predict",
         f"{base}/api/v1/predict/batch",
         lambda row: row,
@@ -247,6 +247,8 @@ class Report:
     batch_rows_per_second: dict[str, dict[str, float]] = field(default_factory=dict)
     in_process_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     facade_rss_mb: float = 0.0
+    # The per-client rate limiter's cost: the facade without limits and with a generous RATE_LIMIT.
+    rate_limiter: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def table(self) -> str:
         header = f"{'scenario':<30}{'raw-sklearn':>12}{'raw-fast':>13}{'facade':>13}"
@@ -283,8 +285,21 @@ class Report:
                 f"/ pyfunc.predict = {sklearn / one['pyfunc_predict']:.1f}x"
             )
         lines.append(f"facade RSS: {self.facade_rss_mb:.1f} MB")
+        if self.rate_limiter:
+            off, on = self.rate_limiter["facade"], self.rate_limiter[RATE_LIMITED]
+            clients = self.settings["rate_limit_clients"]
+            lines.append(
+                f"rate limiter, {clients} clients: none {off['per_second']:.0f} req/s "
+                f"(p99 {off['p99_ms']:.1f} ms), RATE_LIMIT={GENEROUS_LIMIT} {on['per_second']:.0f} req/s "
+                f"(p99 {on['p99_ms']:.1f} ms), limited/none = {on['per_second'] / off['per_second']:.2f}"
+            )
         lines.append(f"concurrent scenarios driven by: {self.settings.get('load_generator', 'python httpx')}")
         return "\n".join(lines)
+
+
+# NB: a limit no benchmark reaches: what is measured is the cost of counting, not of refusing.
+GENEROUS_LIMIT = "1000000/second"
+RATE_LIMITED = "facade-rate-limited"
 
 
 def _latency_dict(latency: Latency) -> dict[str, float]:
@@ -335,6 +350,14 @@ def run(args: argparse.Namespace) -> Report:
                 MLFLOW_TRACKING_URI=tracking_uri,
                 CREDIT_SCORE_INFERENCE=inference,
             )
+        facade_env = {
+            "SCORING_URL": servers["raw-fast"],
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "MODEL_NAME": args.model_name,
+            "MAX_BATCH_SIZE": str(max(args.batch_rows)),
+            "MAX_BODY_BYTES": str(64 * 1024 * 1024),
+            "MAX_IN_FLIGHT": str(4 * max(*args.concurrency, args.rate_limit_clients) + 64),
+        }
         api_port = free_port()
         api = f"http://127.0.0.1:{api_port}"
         facade = start(
@@ -344,12 +367,7 @@ def run(args: argparse.Namespace) -> Report:
             timeout=60,
             HOST="127.0.0.1",
             PORT=str(api_port),
-            SCORING_URL=servers["raw-fast"],
-            MLFLOW_TRACKING_URI=tracking_uri,
-            MODEL_NAME=args.model_name,
-            MAX_BATCH_SIZE=str(max(args.batch_rows)),
-            MAX_BODY_BYTES=str(64 * 1024 * 1024),
-            MAX_IN_FLIGHT=str(4 * max(args.concurrency) + 64),
+            **facade_env,
         )
         targets = [
             raw_target("raw-sklearn", servers["raw-sklearn"]),
@@ -373,6 +391,7 @@ def run(args: argparse.Namespace) -> Report:
                 t.name: batch_rows_per_second(t, sample[:rows], args.batch_repeats) for t in targets
             }
         report.facade_rss_mb = rss_mb(facade.pid)
+        report.rate_limiter = _rate_limiter_cost(args, start, facade_env, api, use_wrk)
         report.in_process_ms = in_process(
             model_uri, tracking_uri, args.in_process_sizes, args.in_process_repeats
         )
@@ -380,6 +399,47 @@ def run(args: argparse.Namespace) -> Report:
         for process in reversed(processes):
             process.stop()
     return report
+
+
+def _rate_limiter_cost(
+    args: argparse.Namespace,
+    start: Callable[..., ManagedProcess],
+    facade_env: dict[str, str],
+    api: str,
+    use_wrk: bool,
+) -> dict[str, dict[str, float]]:
+    """The same concurrent scenario against the facade and against a twin with a generous RATE_LIMIT.
+
+    NB: two rounds, interleaved, each target's rates averaged: on two shared cores a single
+    back-to-back pair mostly measures which one ran second.
+    """
+    port = free_port()
+    limited_url = f"http://127.0.0.1:{port}"
+    start(
+        RATE_LIMITED,
+        commands.facade(),
+        f"{limited_url}/api/v1/health/ready",
+        timeout=60,
+        HOST="127.0.0.1",
+        PORT=str(port),
+        RATE_LIMIT=GENEROUS_LIMIT,
+        **facade_env,
+    )
+    targets = [facade_target(api), facade_target(limited_url, RATE_LIMITED)]
+    rounds: dict[str, list[Latency]] = {target.name: [] for target in targets}
+    for _ in range(2):
+        for target in targets:
+            rounds[target.name].append(concurrent(target, args.rate_limit_clients, args.duration, use_wrk))
+    return {
+        name: {
+            "requests": sum(r.requests for r in runs),
+            "errors": sum(r.errors for r in runs),
+            "per_second": statistics.mean(r.per_second for r in runs),
+            "p50_ms": statistics.mean(r.p50_ms for r in runs),
+            "p99_ms": statistics.mean(r.p99_ms for r in runs),
+        }
+        for name, runs in rounds.items()
+    }
 
 
 def _ints(text: str) -> list[int]:
@@ -405,6 +465,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
     parser.add_argument(
         "--python-client", action="store_true", help="drive concurrency with httpx even when wrk exists"
+    )
+    parser.add_argument(
+        "--rate-limit-clients", type=int, default=32, help="clients of the rate limiter's cost scenario"
     )
     args = parser.parse_args(argv)
     args.train = {

@@ -19,7 +19,7 @@ def test_bench_reports_every_scenario_with_ratios(tmp_path: Path) -> None:
         [
             "--requests", "5", "--duration", "0.5", "--concurrency", "2", "--batch-rows", "50",
             "--batch-repeats", "1", "--in-process-sizes", "1,10", "--in-process-repeats", "3",
-            "--n-samples", "2000", "--n-estimators", "10", "--json", str(out),
+            "--n-samples", "2000", "--n-estimators", "10", "--rate-limit-clients", "2", "--json", str(out),
         ]
     )  # fmt: skip
 
@@ -36,4 +36,8 @@ def test_bench_reports_every_scenario_with_ratios(tmp_path: Path) -> None:
         "pyfunc_predict",
     }
     assert 0 < saved["facade_rss_mb"] < 1000
+    # NB: the limit is generous: the limited twin refuses nothing, so its rate is the limiter's cost.
+    assert set(saved["rate_limiter"]) == {"facade", "facade-rate-limited"}
+    assert all(v["errors"] == 0 and v["requests"] > 0 for v in saved["rate_limiter"].values())
     assert "facade/raw-sklearn" in report.table()
+    assert "rate limiter, 2 clients" in report.table()

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 import redis.asyncio
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, Storage
-from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
 from limits.storage import storage_from_string
 from redis.asyncio.retry import Retry
@@ -123,9 +122,8 @@ class RateLimiter:
     ) -> None:
         self.default = default
         self.by_client = dict(by_client)
-        self._local = FixedWindowRateLimiter(MemoryStorage())
-        self._shared_storage = None if storage_url.startswith("memory") else _redis_storage(storage_url)
-        self._shared = FixedWindowRateLimiter(self._shared_storage) if self._shared_storage else None
+        self._local = _Counters(MemoryStorage())
+        self._shared = None if storage_url.startswith("memory") else _Counters(_redis_storage(storage_url))
         self._on_storage_error = on_storage_error
         self._clock = clock
         self._shared_down_until = float("-inf")
@@ -141,7 +139,7 @@ class RateLimiter:
         """Count one request of the client ``key`` and judge it against ``policy``."""
         if self._shared is not None and self._clock() >= self._shared_down_until:
             try:
-                return await _count(self._shared, key, policy, degraded=False)
+                return await self._shared.count(key, policy, degraded=False)
             except (TimeoutError, StorageError, OSError) as exc:
                 self._shared_down_until = self._clock() + REDIS_RETRY_SECONDS
                 self._on_storage_error()
@@ -150,30 +148,74 @@ class RateLimiter:
                     type(exc).__name__,
                     REDIS_RETRY_SECONDS,
                 )
-        return await _count(self._local, key, policy, degraded=self._shared is not None)
+        return await self._local.count(key, policy, degraded=self._shared is not None)
 
     async def aclose(self) -> None:
         """Close the Redis connections, if any."""
-        client = getattr(getattr(self._shared_storage, "bridge", None), "storage", None)
+        if self._shared is not None:
+            await self._shared.aclose()
+
+
+class _Counters:
+    """Fixed-window counters in one ``limits`` storage, as its fixed-window strategy keeps them.
+
+    NB: the storage API rather than ``FixedWindowRateLimiter``: the strategy's ``hit`` and
+    ``get_window_stats`` cost three storage calls a window (Redis round trips), where the count
+    ``incr`` returns already gives what is left; the window's end is remembered from its first
+    request (or asked once with ``get_expiry`` when another replica started it). One call a
+    window, same keys and semantics as the strategy.
+    """
+
+    # NB: remembered window ends are dropped once past; this caps the memory between sweeps.
+    MAX_REMEMBERED = 10_000
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._ends: dict[str, float] = {}
+
+    async def count(self, key: str, policy: Policy, degraded: bool) -> Verdict:
+        # NB: windows are hit shortest first and no further once one refuses: a burst turned away
+        # by the per-second window does not also use up the per-minute quota.
+        violated: RateLimitItem | None = None
+        limits: list[str] = []
+        reset_of_violated = 0
+        now = time.time()
+        for item in policy.items:
+            counter = item.key_for(NAMESPACE, key)
+            if violated is None:
+                used = await self.storage.incr(counter, item.get_expiry())
+                if used > item.amount:
+                    violated = item
+            else:
+                used = await self.storage.get(counter)
+            reset = min(item.get_expiry(), max(0, math.ceil(await self._end(counter, item, used, now) - now)))
+            if item is violated:
+                reset_of_violated = reset
+            limits.append(f'"{policy_name(item)}";r={max(0, item.amount - used)};t={reset}')
+        return _verdict(policy, limits, violated, reset_of_violated, degraded)
+
+    async def _end(self, counter: str, item: RateLimitItem, used: int, now: float) -> float:
+        if used == 1:
+            # NB: this request opened the window (the storage set its expiry just now).
+            end = now + item.get_expiry()
+        elif (end := self._ends.get(counter, 0.0)) <= now:
+            end = await self.storage.get_expiry(counter)
+        else:
+            return end
+        if len(self._ends) >= self.MAX_REMEMBERED:
+            self._ends = {name: at for name, at in self._ends.items() if at > now}
+        self._ends[counter] = end
+        return end
+
+    async def aclose(self) -> None:
+        client = getattr(getattr(self.storage, "bridge", None), "storage", None)
         if isinstance(client, redis.asyncio.Redis):
             await client.aclose()
 
 
-async def _count(strategy: FixedWindowRateLimiter, key: str, policy: Policy, degraded: bool) -> Verdict:
-    # NB: windows are hit shortest first and no further once one refuses: a burst turned away by
-    # the per-second window does not also use up the per-minute quota.
-    violated: RateLimitItem | None = None
-    limits: list[str] = []
-    reset_of_violated = 0
-    now = time.time()
-    for item in policy.items:
-        if violated is None and not await strategy.hit(item, NAMESPACE, key):
-            violated = item
-        stats = await strategy.get_window_stats(item, NAMESPACE, key)
-        reset = min(item.get_expiry(), max(0, math.ceil(stats.reset_time - now)))
-        if item is violated:
-            reset_of_violated = reset
-        limits.append(f'"{policy_name(item)}";r={max(0, stats.remaining)};t={reset}')
+def _verdict(
+    policy: Policy, limits: list[str], violated: RateLimitItem | None, reset_of_violated: int, degraded: bool
+) -> Verdict:
     headers = {"RateLimit-Policy": policy.field, "RateLimit": ", ".join(limits)}
     if violated is None:
         return Verdict(allowed=True, headers=headers, degraded=degraded)

@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     OAUTH_AUDIENCE: str | None = Field(default=None, description="The aud every token must carry.")
     OAUTH_ALGORITHMS: str = Field(default="RS256,ES256", description="Accepted asymmetric JWT algorithms.")
     OAUTH_LEEWAY_SECONDS: int = Field(
-        default=30, ge=0, le=300, description="Clock skew allowed on exp and nbf."
+        default=30, ge=0, le=300, description="Clock skew allowed on exp, nbf and iat."
     )
     OAUTH_TOKEN_URL: str | None = Field(default=None, description="Where clients get tokens (OpenAPI).")
     OAUTH_JWKS_CACHE_SECONDS: int = Field(
@@ -116,8 +116,9 @@ class Settings(BaseSettings):
     RATE_LIMITS_BY_CLIENT: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, description='JSON: {"client-name": "100/second", "other": "unlimited"}.'
     )
-    RATE_LIMIT_STORAGE_URL: str = Field(
-        default="memory://", description="memory://, or redis://host:port/db."
+    # NB: secret: a redis:// URL may carry the password.
+    RATE_LIMIT_STORAGE_URL: SecretStr = Field(
+        default=SecretStr("memory://"), description="memory://, or redis://[:password@]host:port/db."
     )
 
     TLS_CERT_FILE: Path | None = Field(default=None, description="The server certificate (PEM): serve HTTPS.")
@@ -268,7 +269,7 @@ class Settings(BaseSettings):
                 parse_policy(text)
             except ValueError as exc:
                 raise ValueError(f"RATE_LIMITS_BY_CLIENT[{client!r}] {exc}, or unlimited") from None
-        scheme = urlsplit(self.RATE_LIMIT_STORAGE_URL).scheme
+        scheme = urlsplit(self.RATE_LIMIT_STORAGE_URL.get_secret_value()).scheme
         if scheme not in STORAGE_SCHEMES:
             raise ValueError(
                 "RATE_LIMIT_STORAGE_URL must be memory:// or redis://host:port/db (rediss:// for TLS)"

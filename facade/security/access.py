@@ -253,7 +253,7 @@ def from_settings(settings: Settings, jwks_http: httpx.AsyncClient | None) -> Ac
     limiter = None
     if default is not None or any(policy is not None for policy in by_client.values()):
         limiter = RateLimiter(
-            settings.RATE_LIMIT_STORAGE_URL,
+            settings.RATE_LIMIT_STORAGE_URL.get_secret_value(),
             default,
             by_client,
             on_storage_error=RATE_LIMIT_STORAGE_ERRORS.inc,

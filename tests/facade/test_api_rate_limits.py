@@ -204,6 +204,12 @@ def test_rate_limits_are_off_by_default(app_with: Callable[..., TestClient]) -> 
     assert "ratelimit" not in answers[0].headers
 
 
+def test_settings_never_show_the_redis_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RATE_LIMIT_STORAGE_URL", "redis://:s3cret-pa55@redis:6379/0")
+
+    assert "s3cret-pa55" not in repr(Settings())
+
+
 def test_per_client_limits_come_from_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RATE_LIMIT", "50/second;2000/minute")
     monkeypatch.setenv("RATE_LIMITS_BY_CLIENT", '{"batch-job": "10/minute", "monitor": "unlimited"}')

@@ -38,6 +38,13 @@ from scripts.bench_peers.servers import Launch, Protocol, VettedPipeline
 from scripts.processes import ManagedProcess, free_port
 
 PEERS = ("bentoml", "bentoml-batching", "mlserver")  # the "best peer" of a ratio is one of these
+# Twins of the facade, each with one feature switched on, in front of the same scoring server: what
+# the feature costs is the twin's figure over the facade's, measured in the same rounds.
+# NB: a limit no benchmark reaches: what is measured is the cost of counting, not of refusing.
+GENEROUS_LIMIT = "1000000/second"
+VARIANTS: dict[str, dict[str, str]] = {
+    "facade-rate-limited": {"RATE_LIMIT": GENEROUS_LIMIT},
+}
 LIMIT = "one-hop"
 OPTIONAL = (*PEERS, LIMIT)  # what --peers chooses from
 ENV_OF = {"bentoml": "bentoml", "bentoml-batching": "bentoml", "mlserver": "mlserver"}
@@ -137,6 +144,10 @@ class Report:
             if any(r is not None for r in ratios):
                 row = f"{'facade / ' + other:<{width}}"
                 lines.append(row + "".join(_cell(r, ".2f") for r in ratios))
+        for variant in VARIANTS:
+            ratios = [self.ratios.get(c.title, {}).get(variant) for c in cols]
+            if any(r is not None for r in ratios):
+                lines.append(f"{variant + ' / facade':<{width}}" + "".join(_cell(r, ".2f") for r in ratios))
         best = [(c, self.ratios.get(c.title, {}).get("best peer name")) for c in cols]
         if any(b for _, b in best):
             lines.append("best peer: " + "; ".join(f"{_short(c.title)} {b}" for c, b in best if b))
@@ -257,6 +268,10 @@ def summarise(report: Report, cols: list[Column]) -> None:
             best = (max if column.higher_is_better else min)(peers, key=peers.__getitem__)
             ratios["best peer"] = facade / peers[best]
             ratios["best peer name"] = best
+        for variant in VARIANTS:
+            figure = report.value(column, variant)
+            if figure:
+                ratios[variant] = figure / facade
         report.ratios[column.title] = ratios
 
 
@@ -382,6 +397,7 @@ def _label(name: str) -> str:
         "bentoml-batching": f"BentoML {envs.pinned_version('bentoml')} with adaptive batching",
         "mlserver": f"MLServer {envs.pinned_version('mlserver')} (scikit-learn)",
         LIMIT: "one hop: a single Python server calling our fast path",
+        "facade-rate-limited": f"our facade with RATE_LIMIT={GENEROUS_LIMIT}",
     }[name]
 
 
@@ -528,6 +544,10 @@ def _launch_all(
         launched.append(server)
         if server.name == "raw-fast":
             launched.append(_start_facade(bench, args, tracking_uri, server))
+            launched += [
+                _start_facade(bench, args, tracking_uri, server, name, VARIANTS[name])
+                for name in args.variants
+            ]
     return launched
 
 
@@ -550,12 +570,20 @@ def _peer_launch(
     )
 
 
-def _start_facade(bench: Bench, args: argparse.Namespace, tracking_uri: str, scoring: Server) -> Server:
-    """The facade in front of the fast-path scoring server, its limits raised above the bench's load."""
+def _start_facade(
+    bench: Bench,
+    args: argparse.Namespace,
+    tracking_uri: str,
+    scoring: Server,
+    name: str = "facade",
+    settings: dict[str, str] | None = None,
+) -> Server:
+    """The facade (or a twin with ``settings`` added) in front of the fast-path scoring server, its
+    limits raised above the bench's load."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = bench.start(
-        "facade",
+        name,
         commands.facade(),
         HOST="127.0.0.1",
         PORT=str(port),
@@ -565,10 +593,11 @@ def _start_facade(bench: Bench, args: argparse.Namespace, tracking_uri: str, sco
         MAX_BATCH_SIZE=str(max(args.batch_rows)),
         MAX_BODY_BYTES=str(64 * 1024 * 1024),
         MAX_IN_FLIGHT=str(4 * max(args.concurrency) + 64),
+        **(settings or {}),
     )
     process.wait_http(f"{url}/api/v1/health/ready", timeout=60)
     components = {"facade": process, "scoring server": scoring.components["scoring server"]}
-    return Server("facade", _label("facade"), url, servers.FACADE, components)
+    return Server(name, _label(name), url, servers.FACADE, components)
 
 
 def run_rounds(
@@ -643,6 +672,20 @@ def _peers(text: str) -> list[str]:
     return [p for p in OPTIONAL if p in chosen]
 
 
+def _variants(text: str) -> list[str]:
+    if text == "none":
+        return []
+    if text == "all":
+        return list(VARIANTS)
+    chosen = [v for v in text.split(",") if v]
+    unknown = sorted(set(chosen) - set(VARIANTS))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}, all, none"
+        )
+    return [v for v in VARIANTS if v in chosen]
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
@@ -650,6 +693,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=_peers,
         default=list(OPTIONAL),
         help=f"comma-separated among {', '.join(OPTIONAL)}; or all (the default), or none",
+    )
+    parser.add_argument(
+        "--variants",
+        type=_variants,
+        default=list(VARIANTS),
+        help=f"twins of the facade with a feature on: comma-separated among {', '.join(VARIANTS)}; "
+        "or all (the default), or none",
     )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every scenario")
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per server, scenario and round")

@@ -43,7 +43,7 @@ def test_bench_reports_every_scenario_with_ratios(tracking_uri: str, tmp_path: P
     report = bench.main([*TINY, "--peers", "none", "--tracking-uri", tracking_uri, "--json", str(out)])
 
     saved = json.loads(out.read_text())
-    servers = {"raw-sklearn", "raw-fast", "facade"}
+    servers = {"raw-sklearn", "raw-fast", "facade", *bench.VARIANTS}
     assert set(saved["servers"]) == servers
     assert set(saved["summary"]) == {"sequential", "2 connections", "batch 50"}
     assert len(saved["rounds"]) == 2
@@ -65,12 +65,29 @@ def test_bench_reports_every_scenario_with_ratios(tracking_uri: str, tmp_path: P
     }
     assert 0 < saved["rss_mb"]["facade"] < 1000
     assert "facade / raw-sklearn" in report.table()
+    # Each twin's cost: its figure over the facade's, in every column (the generous rate limit
+    # refuses nothing, so the twin answers every request).
+    for variant in bench.VARIANTS:
+        assert all(variant in r for r in saved["ratios"].values()), variant
+        assert f"{variant} / facade" in report.table()
 
 
 def test_bench_measures_the_one_hop_limit_beside_the_stack(tracking_uri: str, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
 
-    report = bench.main([*TINY, "--peers", "one-hop", "--tracking-uri", tracking_uri, "--json", str(out)])
+    report = bench.main(
+        [
+            *TINY,
+            "--peers",
+            "one-hop",
+            "--variants",
+            "none",
+            "--tracking-uri",
+            tracking_uri,
+            "--json",
+            str(out),
+        ]
+    )
 
     saved = json.loads(out.read_text())
     # It started, answered the pyfunc's probabilities bit for bit (or the run would have failed),

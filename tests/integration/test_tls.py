@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,7 +135,12 @@ def test_https_with_a_client_certificate_names_the_client(mutual: tuple[str, Pat
     assert response.status_code == 200
     assert response.json()["prediction"] == "APPROVED"
     assert response.extensions["http_version"] == b"HTTP/1.1"
-    predict_lines = [line for line in access_lines(log) if line["route"] == "/api/v1/predict"]
+    # NB: the access line is written once the answer has been sent: on a busy machine it can land
+    # a moment after the client has read the answer.
+    deadline = time.monotonic() + 10
+    while not (predict_lines := [line for line in access_lines(log) if line["route"] == "/api/v1/predict"]):
+        assert time.monotonic() < deadline, "no access log line for the prediction"
+        time.sleep(0.1)
     assert predict_lines[-1]["client"] == "scoring-app"
 
 

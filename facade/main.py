@@ -32,10 +32,11 @@ from facade.core.middleware import (
     InstrumentationMiddleware,
     UnhandledErrorMiddleware,
 )
-from facade.core.security import ApiKeys
+from facade.core.tokens import JwksKeys
 from facade.drift import DriftMonitor
 from facade.metrics import DRIFT_PSI, MODEL_LOADED, PREDICTIONS_IN_FLIGHT
 from facade.records.store import DecisionStore
+from facade.security import access as access_control
 from facade.service import Batching, PredictionService
 from facade.upstream.breaker import CircuitBreaker
 from facade.upstream.metrics import CIRCUIT_OPEN
@@ -51,11 +52,12 @@ DOCS_ASSETS = "/docs/assets"
 
 class State(TypedDict):
     service: PredictionService
+    access: access_control.AccessControl
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[State]:
-    """Own one pooled HTTP client per upstream for the life of the app, closed at shutdown."""
+    """Own one pooled HTTP client per upstream (and one for the JWKS) for the life of the app."""
     settings: Settings = app.state.settings
     timeout = httpx.Timeout(
         connect=settings.UPSTREAM_CONNECT_TIMEOUT,
@@ -77,11 +79,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         httpx.AsyncClient(
             base_url=settings.MLFLOW_TRACKING_URI, timeout=timeout, trust_env=False
         ) as registry_http,
-        AsyncExitStack() as cleanup,
+        AsyncExitStack() as stack,
     ):
+        jwks_http = None
+        if settings.OAUTH_JWKS_URL:
+            jwks_http = await stack.enter_async_context(access_control.jwks_client(settings))
+        access = access_control.from_settings(settings, jwks_http)
+        stack.push_async_callback(access.aclose)
+        if access.tokens is not None and isinstance(access.tokens.keys, JwksKeys):
+            # NB: best effort: the first token should not wait for the fetch; a failure is retried then.
+            await access.tokens.keys.refresh()
         registry = RegistryClient(registry_http, settings.MODEL_NAME)
         drift = DriftMonitor(registry, settings.DRIFT_WINDOW_SIZE, settings.DRIFT_MIN_SAMPLES)
-        records = await cleanup.enter_async_context(_decision_records(settings))
+        records = await stack.enter_async_context(_decision_records(settings))
         service = PredictionService(
             ScoringClient(scoring_http, breaker, settings.UPSTREAM_RETRY_ATTEMPTS),
             registry,
@@ -98,7 +108,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         DRIFT_PSI.attach(drift.psi)
         service.start()
         try:
-            yield {"service": service}
+            yield {"service": service, "access": access}
         finally:
             DRIFT_PSI.detach(drift.psi)
             await service.stop()
@@ -164,8 +174,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         static_url=DOCS_ASSETS,
         swagger_ui_parameters={"validatorUrl": None},
     )
+    # NB: a key or certificate client given a scope that does not exist stops the start, here.
+    access_control.check_scopes(settings)
     app.state.settings = settings
-    app.state.api_keys = ApiKeys(settings.api_keys)
     app.state.limiter = InFlightLimiter(settings.MAX_IN_FLIGHT)
     app.state.lifecycle = Lifecycle()
     # NB: the last added middleware is the outermost: the instrumentation also sees the 413s of the

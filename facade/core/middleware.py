@@ -39,6 +39,8 @@ UNMATCHED_ROUTE = "<unmatched>"
 ACCESS_LOG_FIELDS = "access_log_fields"
 # NB: where a route finds this request's id (the one its answer and its access log line carry).
 REQUEST_ID_STATE = "request_id"
+# NB: and headers to its answer, whatever the answer turns out to be (a model, a Response, an error).
+RESPONSE_HEADERS = "response_headers"
 _ROUTE_TEMPLATE = "facade.route_template"
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -85,13 +87,20 @@ def problem_instance(request: Request) -> str:
     return template if "{" in template else request.url.path
 
 
+def add_response_headers(request: Request, headers: dict[str, str]) -> None:
+    """Send ``headers`` with this request's answer, be it a success or an error raised later."""
+    extra: dict[str, str] = getattr(request.state, RESPONSE_HEADERS, {})
+    setattr(request.state, RESPONSE_HEADERS, {**extra, **headers})
+
+
 def _method(scope: Scope) -> str:
     # NB: a client can send any method name; keep the label set (and the log) bounded.
     return str(scope["method"]) if scope["method"] in _KNOWN_METHODS else "OTHER"
 
 
 class InstrumentationMiddleware:
-    """Per request: an X-Request-ID on the response, one access log line, and the HTTP metrics.
+    """Per request: an X-Request-ID on the response (and the headers a route added with
+    ``add_response_headers``), one access log line, and the HTTP metrics.
 
     The log line holds the method, the route template (never the raw path or query), the status,
     the latency in milliseconds, the request id and the fields the route left in
@@ -116,8 +125,10 @@ class InstrumentationMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                request_id_header = (REQUEST_ID_HEADER.lower().encode(), request_id.encode())
-                message = {**message, "headers": [*message.get("headers", []), request_id_header]}
+                added = [(REQUEST_ID_HEADER.lower().encode(), request_id.encode())]
+                extra: dict[str, str] = scope.get("state", {}).get(RESPONSE_HEADERS, {})
+                added += [(name.lower().encode(), value.encode()) for name, value in extra.items()]
+                message = {**message, "headers": [*message.get("headers", []), *added]}
             await send(message)
 
         HTTP_REQUESTS_IN_FLIGHT.inc()

@@ -20,12 +20,14 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from facade.core.config import Settings
+from facade.core.security import ApiKey
 from facade.main import create_app
-from facade.security import SCOPE_DECISIONS_READ, SCOPE_PREDICT, Principal, current_principal
+from facade.security import SCOPE_DECISIONS_READ, SCOPE_PREDICT
 from model_code.schema import SCHEMA_VERSION
 from tests.facade.facade_fakes import APPROVED, REJECTED, RUN_1
 
 KEY = "k3y-0f-the-records-auditor-5e1f"
+DESK_KEY = "l0an-desk-predicts-only-9c2b"
 # NB: values no other fixture uses, so that finding them in a log line can only mean a leak.
 DISTINCT = {**APPROVED, "age": 36.0, "income": 81234.5, "total_debt": 7654.25}
 
@@ -285,7 +287,12 @@ def test_records_off_answers_501(client: TestClient) -> None:
 
 @pytest.fixture
 def keyed(settings: Settings, upstream: respx.MockRouter, database: Path) -> Iterator[TestClient]:
-    app = create_app(records_settings(settings, database).model_copy(update={"_api_keys": (KEY,)}))
+    """Two named keys: an auditor who may predict and read records, a loan desk that may only predict."""
+    keys = (
+        ApiKey("auditor", frozenset({SCOPE_PREDICT, SCOPE_DECISIONS_READ}), KEY),
+        ApiKey("loan-desk", frozenset({SCOPE_PREDICT}), DESK_KEY),
+    )
+    app = create_app(records_settings(settings, database).model_copy(update={"_api_keys": keys}))
     with TestClient(app) as client:
         yield client
 
@@ -304,23 +311,29 @@ def test_reading_records_needs_a_key_when_keys_are_on(keyed: TestClient, path: s
 
 
 def test_the_record_names_the_client(keyed: TestClient) -> None:
-    answer = keyed.post("/api/v1/predict", json=APPROVED, headers={"X-API-Key": KEY})
+    answer = keyed.post("/api/v1/predict", json=APPROVED, headers={"X-API-Key": DESK_KEY})
+    batch = keyed.post("/api/v1/predict/batch", json={"applications": [APPROVED]}, headers={"X-API-Key": KEY})
 
     record = keyed.get(f"/api/v1/decisions/{answer.json()['application_id']}", headers={"X-API-Key": KEY})
+    batch_record = keyed.get(
+        f"/api/v1/decisions/{batch.json()['predictions'][0]['application_id']}", headers={"X-API-Key": KEY}
+    )
 
-    assert record.json()["client"] == "api-key"
+    assert record.json()["client"] == "loan-desk"
+    assert batch_record.json()["client"] == "auditor"
+    assert DESK_KEY not in record.text
     assert KEY not in record.text
 
 
 @pytest.mark.parametrize("path", READ_ROUTES)
 def test_reading_records_without_the_permission_is_403(keyed: TestClient, path: str) -> None:
-    # NB: the principal a predict-only credential would authenticate as (see facade.security).
-    predict_only = Principal("loan-desk", "api_key", frozenset({SCOPE_PREDICT}))
-    keyed.app.dependency_overrides[current_principal] = lambda: predict_only  # type: ignore[attr-defined]
+    # NB: the loan desk may predict, so it may write records, but it may not read them back.
+    assert keyed.post("/api/v1/predict", json=APPROVED, headers={"X-API-Key": DESK_KEY}).status_code == 200
 
-    response = keyed.get(path, headers={"X-API-Key": KEY})
+    response = keyed.get(path, headers={"X-API-Key": DESK_KEY})
 
     assert response.status_code == 403
     assert response.headers["content-type"] == "application/problem+json"
     assert SCOPE_DECISIONS_READ in response.json()["detail"]
     assert "record_hash" not in response.text
+    assert DESK_KEY not in response.text

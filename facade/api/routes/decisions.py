@@ -149,11 +149,8 @@ def _public(record: DecisionRecord) -> DecisionRecordPublic:
 
 
 def _responses(*statuses: int, not_found: bool = False) -> dict[int | str, dict[str, Any]]:
-    responses = problem_responses(*statuses)
-    responses[403] = {
-        "model": Problem,
-        "description": "The credentials lack the credit:decisions:read permission.",
-    }
+    responses = problem_responses(*statuses, 401, 403, 429, 500)
+    responses[403]["description"] = "The credentials lack the credit:decisions:read permission."
     responses[422] = {
         "model": Problem,
         "description": "A malformed id or query parameter; `errors` names each (never its value).",
@@ -170,7 +167,7 @@ def _responses(*statuses: int, not_found: bool = False) -> dict[int | str, dict[
     return responses
 
 
-@router.get("", response_model=DecisionPagePublic, responses=_responses(401, 500))
+@router.get("", response_model=DecisionPagePublic, responses=_responses())
 async def list_decisions(query: Annotated[DecisionsQuery, Query()], store: StoreDep) -> DecisionPagePublic:
     """Decision records in the order they were recorded (time order, `seq` breaking no ties: times
     never decrease along the chain), filtered, a page at a time; follow `next_cursor` for the next.
@@ -188,7 +185,7 @@ async def list_decisions(query: Annotated[DecisionsQuery, Query()], store: Store
     return DecisionPagePublic(records=records, count=len(records), next_cursor=next_cursor)
 
 
-@router.get("/verify", response_model=ChainVerificationPublic, responses=_responses(401, 500))
+@router.get("/verify", response_model=ChainVerificationPublic, responses=_responses())
 async def verify_decisions(query: Annotated[_Range, Query()], store: StoreDep) -> ChainVerificationPublic:
     """Recompute the hash chain over the records in [since, until): every record's hash from its
     content, every link to the record before it, and no record missing; name the first that fails."""
@@ -204,9 +201,7 @@ async def verify_decisions(query: Annotated[_Range, Query()], store: StoreDep) -
     )
 
 
-@router.get(
-    "/{application_id}", response_model=DecisionRecordPublic, responses=_responses(401, 500, not_found=True)
-)
+@router.get("/{application_id}", response_model=DecisionRecordPublic, responses=_responses(not_found=True))
 async def get_decision(application_id: UUID, store: StoreDep) -> DecisionRecordPublic:
     """The record of one decision, by the `application_id` its answer carried."""
     record = await _reading(store.get(application_id))

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Body, Depends, Request
 
-from facade.api.deps import (
-    ServiceDep,
-    limit_batch_size,
-    limit_in_flight,
-    require_api_key,
-    require_json,
-)
+from facade.api.deps import ServiceDep, limit_batch_size, limit_in_flight, require_json
 from facade.api.openapi import problem_responses
 from facade.contract import public_values
 from facade.core.middleware import annotate_access_log, request_id_of
@@ -26,18 +20,19 @@ from facade.schemas import (
     applicant_examples,
     batch_examples,
 )
-from facade.security import client_name
+from facade.security import SCOPE_PREDICT, Principal, require_scope
 from facade.service import Decision, Submission
 from model_code.contract import APPROVED
 
-# NB: in this order: who is asking (401), what was sent (415), then a slot in flight (503). The
+# NB: in this order: who is asking, may it and is its quota left (401, 403, 429), what was sent
+# (415), then a slot in flight (503). The
 # slot is given back when the handler returns (scope="function"), before the answer is sent, so a
 # client that sends its next request on receiving this answer finds the slot free.
 router = APIRouter(
     prefix="/predict",
     tags=["predict"],
     dependencies=[
-        Depends(require_api_key),
+        Depends(require_scope(SCOPE_PREDICT)),
         Depends(require_json),
         Depends(limit_in_flight, scope="function"),
     ],
@@ -63,14 +58,16 @@ def _submission(request: Request, application: Any, entered: Any) -> Submission:
         application=application.model_dump(),
         entered=entered,
         request_id=request_id_of(request),
-        client=client_name(request),
+        # NB: left by require_scope, which admitted this request: a key's name, a token's subject,
+        # a certificate's common name or "anonymous"; never a secret.
+        client=cast(Principal, request.state.principal).name,
     )
 
 
 @router.post(
     "",
     response_model=PredictionPublic,
-    responses=problem_responses(400, 401, 413, 415, 422, 500, 502, 503, 504),
+    responses=problem_responses(400, 401, 403, 413, 415, 422, 429, 500, 502, 503, 504),
 )
 async def predict(
     request: Request,
@@ -91,7 +88,7 @@ async def predict(
 @router.post(
     "/batch",
     response_model=BatchPredictionPublic,
-    responses=problem_responses(400, 401, 413, 415, 422, 500, 502, 503, 504),
+    responses=problem_responses(400, 401, 403, 413, 415, 422, 429, 500, 502, 503, 504),
     dependencies=[Depends(limit_batch_size)],
 )
 async def predict_batch(

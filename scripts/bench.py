@@ -403,6 +403,7 @@ def _label(name: str) -> str:
         "mlserver": f"MLServer {envs.pinned_version('mlserver')} (scikit-learn)",
         LIMIT: "one hop: a single Python server calling our fast path",
         "facade-rate-limited": f"our facade with RATE_LIMIT={GENEROUS_LIMIT}",
+        RECORDS_VARIANT: "our facade recording every decision (SQLite WAL, or --records-url)",
     }[name]
 
 

@@ -7,8 +7,8 @@ runs such a function inside a transaction and awaits it:
   event loop (each statement a non-blocking round trip);
 - SQLite: the standard library's driver in the store's own threads, the whole transaction one
   hand-off. NB: measured on the project's 2-core machine, aiosqlite costs a thread hand-off per
-  statement (about 1 ms each under load, five or six per append), which halved the throughput of
-  concurrent predictions; one hand-off per transaction is what keeps records cheap.
+  statement (about 1 ms each under load, five or six per append, all of it added to every
+  request's latency); one hand-off per transaction is what keeps records cheap.
 """
 
 from __future__ import annotations
@@ -122,8 +122,8 @@ class SQLiteDatabase(Database):
         self._readers = ThreadPoolExecutor(3, thread_name_prefix="decision-records-read")
         # NB: a thread waiting for the GIL gets it only when the event loop's thread lets go, at the
         # latest after the switch interval (5 ms by default): with the loop busy serving requests,
-        # each commit waited that long twice (measured: c32 throughput with records 0.65x of
-        # without, 0.8x with 0.5 ms). The process has no other threads that compete for it.
+        # each commit waited that long twice (in one run, 32-client throughput with records went
+        # from 0.65x of without to 0.82x with 0.5 ms). The process has no other threads competing.
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_SECONDS))
 
     async def write(self, work: Work[T], *, seconds: float | None = None) -> T:

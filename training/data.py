@@ -93,7 +93,8 @@ def generate_applicants(n_samples: int, seed: int) -> pd.DataFrame:
     employment_length = _clip("employment_length", employment_length).astype(int)
 
     adult_years = np.maximum(age - 18, 0)
-    credit_history_length = np.floor(adult_years * rng.beta(2.0, 1.5, size=n_samples)).astype(int)
+    credit_history_length = np.floor(adult_years * rng.beta(2.0, 1.5, size=n_samples))
+    credit_history_length = _clip("credit_history_length", credit_history_length).astype(int)
     num_credit_lines = _clip("num_credit_lines", rng.poisson(1.0 + credit_history_length / 3.0)).astype(int)
     derogatory_marks = _clip("derogatory_marks", rng.negative_binomial(n=0.6, p=0.7, size=n_samples)).astype(
         int

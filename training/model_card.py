@@ -99,8 +99,8 @@ applicant. Served through a fast exact evaluator equal to scikit-learn's `predic
 
 ## Credit policy (test split)
 Each applicant moved one step in each field with a direction (within its bounds), and placed at 61
-and at every elderly age, then scored again as the pyfunc serves it; a wrong-way move is a risk
-that moved against the field's direction. Violations: {policy_gate}; a model with any is never
+and at every elderly age, then scored again; a wrong-way move is a risk that moved against the
+field's direction. Violations: {policy_gate}; a model with any is never
 made champion automatically. The unconstrained twin (the same data, seed, hyperparameters and
 calibration rule, without the constraints and the index) is shown for comparison.
 

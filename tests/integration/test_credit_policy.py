@@ -22,7 +22,7 @@ from model_code.pyfunc import model_input
 from model_code.schema import CONSTRAINED_FEATURES, ELDERLY_AGE, FEATURES, RATIOS, Feature
 from tests.conftest import TrackingStore, create_experiment
 from training.data import TARGET, generate_applicants
-from training.main import log_pyfunc, served_risk
+from training.main import log_pyfunc, risk_of
 from training.policy import policy_report, stepped
 from training.register import register
 from training.train import Splits, build_pipeline, fit, split
@@ -213,7 +213,7 @@ def test_a_model_that_breaks_the_policy_is_never_made_champion(tmp_path: Path) -
         mlflow.set_experiment(store.experiment)
         with mlflow.start_run() as run:
             info = log_pyfunc(twin, 0.5, run.info.run_id, {})
-            report = policy_report(served_risk(twin), Splits.features(splits.test))
+            report = policy_report(risk_of(twin), Splits.features(splits.test))
             problem = report.problem()
             assert problem is not None
             decision = register(

@@ -200,32 +200,35 @@ def test_the_run_logged_a_passed_policy_gate_and_its_table(
     assert policy_files == {"policy_gate.md"}
 
 
-def test_a_model_that_breaks_the_policy_is_never_made_champion(tmp_path: Path) -> None:
+def test_a_model_that_breaks_the_policy_is_never_made_champion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The registry's rule, on a real store: a gate problem keeps even a first version off champion."""
-
     splits = split(generate_applicants(3000, seed=3), seed=3)
     twin = fit(build_pipeline(10, 8, 5, seed=3, constrained=False), splits.train)
     store = TrackingStore(f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path)
     create_experiment(store, tmp_path / "artifacts")
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(store.tracking_uri)
-    try:
-        mlflow.set_experiment(store.experiment)
-        with mlflow.start_run() as run:
-            info = log_pyfunc(twin, 0.5, run.info.run_id, {})
-            report = policy_report(risk_of(twin), Splits.features(splits.test))
-            problem = report.problem()
-            assert problem is not None
-            decision = register(
-                info.model_uri,
-                "credit-score",
-                0.99,
-                Splits.features(splits.test),
-                splits.test[TARGET].to_numpy(),
-                (problem,),
-            )
-    finally:
-        mlflow.set_tracking_uri(previous)
+    experiment = MlflowClient(tracking_uri=store.tracking_uri).get_experiment_by_name(store.experiment)
+    assert experiment is not None
+    # NB: through the environment, which the test restores: mlflow.set_tracking_uri and
+    # set_experiment would leave MLFLOW_TRACKING_URI and MLFLOW_EXPERIMENT_ID set for every later
+    # `mlflow run` this session starts.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.tracking_uri)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    assert mlflow.get_tracking_uri() == store.tracking_uri
+
+    with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
+        info = log_pyfunc(twin, 0.5, run.info.run_id, {})
+        problem = policy_report(risk_of(twin), Splits.features(splits.test)).problem()
+        assert problem is not None
+        decision = register(
+            info.model_uri,
+            "credit-score",
+            0.99,
+            Splits.features(splits.test),
+            splits.test[TARGET].to_numpy(),
+            (problem,),
+        )
 
     assert decision.alias == "challenger"
     assert decision.reason.startswith("credit policy violated on the test split: income (")

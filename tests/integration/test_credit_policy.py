@@ -210,25 +210,28 @@ def test_a_model_that_breaks_the_policy_is_never_made_champion(
     create_experiment(store, tmp_path / "artifacts")
     experiment = MlflowClient(tracking_uri=store.tracking_uri).get_experiment_by_name(store.experiment)
     assert experiment is not None
-    # NB: through the environment, which the test restores: mlflow.set_tracking_uri and
-    # set_experiment would leave MLFLOW_TRACKING_URI and MLFLOW_EXPERIMENT_ID set for every later
-    # `mlflow run` this session starts.
+    # NB: mlflow.set_tracking_uri also sets MLFLOW_TRACKING_URI in the environment, which every later
+    # `mlflow run` of this session inherits: monkeypatch records the variables first and restores
+    # them, and the experiment is named per run (set_experiment would set MLFLOW_EXPERIMENT_ID).
+    previous = mlflow.get_tracking_uri()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store.tracking_uri)
     monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
-    assert mlflow.get_tracking_uri() == store.tracking_uri
-
-    with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
-        info = log_pyfunc(twin, 0.5, run.info.run_id, {})
-        problem = policy_report(risk_of(twin), Splits.features(splits.test)).problem()
-        assert problem is not None
-        decision = register(
-            info.model_uri,
-            "credit-score",
-            0.99,
-            Splits.features(splits.test),
-            splits.test[TARGET].to_numpy(),
-            (problem,),
-        )
+    mlflow.set_tracking_uri(store.tracking_uri)
+    try:
+        with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
+            info = log_pyfunc(twin, 0.5, run.info.run_id, {})
+            problem = policy_report(risk_of(twin), Splits.features(splits.test)).problem()
+            assert problem is not None
+            decision = register(
+                info.model_uri,
+                "credit-score",
+                0.99,
+                Splits.features(splits.test),
+                splits.test[TARGET].to_numpy(),
+                (problem,),
+            )
+    finally:
+        mlflow.set_tracking_uri(previous)
 
     assert decision.alias == "challenger"
     assert decision.reason.startswith("credit policy violated on the test split: income (")

@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell $(PYTHON) -c 'import hashlib,sys;print(hashl
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[model,server,facade,spark,dev]"
+	$(PY) -m pip install --quiet -e ".[model,server,serving,facade,spark,dev]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 

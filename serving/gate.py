@@ -3,6 +3,8 @@
 It answers ``/ping`` (checked before, by ``ScoringServer.wait_ready``); it decides the README's two
 applicants APPROVED and REJECTED, as any reasonable model trained on the generator does; and the run
 id it answers with is the expected version's, which the facade reports under that very version.
+A challenger, which answers no client (its answers are only compared with the champion's), is held
+to the first and last checks only: a model that decides differently is what a shadow is for.
 The verdict is a reason for people and operators (a log line, the state's rollout reason), never
 a body of the server's: those can echo the request and carry a stack trace.
 """
@@ -30,8 +32,8 @@ class _Answer(BaseModel):
     predictions: list[_Row]
 
 
-async def gate(base_url: str, registry: Registry, expected: Version) -> str | None:
-    """None when the server at ``base_url`` passes, else the reason it fails."""
+async def gate(base_url: str, registry: Registry, expected: Version, decisions: bool = True) -> str | None:
+    """None when the server at ``base_url`` passes, else the reason it fails (``decisions``: check them)."""
     payload = {
         "dataframe_split": {
             "columns": list(FEATURE_NAMES),
@@ -52,7 +54,7 @@ async def gate(base_url: str, registry: Registry, expected: Version) -> str | No
     if len(rows) != len(EXPECTED):
         return f"/invocations answered {len(rows)} rows for {len(EXPECTED)}"
     for row, (name, decision) in zip(rows, EXPECTED, strict=True):
-        if row.prediction != decision:
+        if decisions and row.prediction != decision:
             return f"it decided the README's {name} applicant {row.prediction}, not {decision}"
     run_ids = {row.model_run_id for row in rows}
     if run_ids != {expected.run_id}:

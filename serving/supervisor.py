@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 CLIENT_TTL_SECONDS = 15.0
 DRAIN_CHECK_SECONDS = 0.2
 REAP_SECONDS = 1.0
+# NB: while nothing serves an alias, a version that failed is tried again sooner than
+# ROLLOUT_RETRY_SECONDS: there is no old version to keep, only an outage to end.
+NOTHING_SERVES_RETRY_SECONDS = 15.0
 MAX_CLIENTS = 1000
 
 ServerFactory = Callable[[Version], ScoringServer]
@@ -168,8 +171,11 @@ class Supervisor:
             return
         if active is not None and active.version.version == target.version:
             return
+        retry = self.settings.ROLLOUT_RETRY_SECONDS
+        if active is None:
+            retry = min(retry, NOTHING_SERVES_RETRY_SECONDS)
         failed_at = self._failed.get((alias, target.version))
-        if failed_at is not None and time.monotonic() - failed_at < self.settings.ROLLOUT_RETRY_SECONDS:
+        if failed_at is not None and time.monotonic() - failed_at < retry:
             return
         await self._roll_out(alias, target, active)
 
@@ -214,7 +220,9 @@ class Supervisor:
             if reason is None:
                 outcome = "gate_failed"
                 record("gating", f"version {target.version} answers /ping; running the gate; {serving}")
-                reason = await gate(server.local_url, self.registry, target)
+                reason = await gate(
+                    server.local_url, self.registry, target, decisions=alias == self.settings.MODEL_ALIAS
+                )
         except BaseException:
             await self._stop(server)
             raise

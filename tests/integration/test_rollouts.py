@@ -14,12 +14,9 @@ import os
 import signal
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -29,6 +26,7 @@ from mlflow.tracking import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from model_code.schema import EXAMPLE_APPLICANTS
+from scripts.bench_rollout import Load, move_alias
 from scripts.processes import free_port, group_members
 from tests.figures import record
 from tests.integration.servers import Stack
@@ -40,67 +38,6 @@ POLL_SECONDS = 1.0
 # NB: the facade's default SUPERVISOR_POLL_SECONDS: how long it may take to learn of a switch.
 FACADE_POLL_SECONDS = 1.0
 FIGURE = "rollouts (tests/integration/test_rollouts.py)"
-
-
-@dataclass(frozen=True)
-class Answer:
-    sent: float
-    received: float
-    status: int | None
-    version: str | None
-
-
-@dataclass
-class Load:
-    """``clients`` clients predicting one after another in a thread of their own, and a readiness probe."""
-
-    url: str
-    clients: int = 8
-    answers: list[Answer] = field(default_factory=list)
-    readiness: list[int | None] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def __enter__(self) -> Load:
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-        self._thread.start()
-        wait_for(lambda: len(self.answers) >= self.clients, 60, "the first answers")
-        return self
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join(timeout=60)
-
-    async def _run(self) -> None:
-        limits = httpx.Limits(max_connections=self.clients + 1)
-        async with httpx.AsyncClient(base_url=self.url, timeout=30, limits=limits) as client:
-            await asyncio.gather(*(self._client(client, i) for i in range(self.clients)), self._probe(client))
-
-    async def _client(self, client: httpx.AsyncClient, index: int) -> None:
-        applicant = EXAMPLE_APPLICANTS["approved" if index % 2 else "rejected"]
-        while not self._stop.is_set():
-            sent = time.monotonic()
-            try:
-                response = await client.post("/api/v1/predict", json=applicant)
-                status, version = response.status_code, response.json().get("model_version")
-            except httpx.HTTPError:
-                status, version = None, None
-            self.answers.append(Answer(sent, time.monotonic(), status, version))
-
-    async def _probe(self, client: httpx.AsyncClient) -> None:
-        while not self._stop.is_set():
-            try:
-                self.readiness.append((await client.get("/api/v1/health/ready")).status_code)
-            except httpx.HTTPError:
-                self.readiness.append(None)
-            await asyncio.sleep(0.2)
-
-    def failed(self) -> list[Answer]:
-        return [a for a in self.answers if a.status is None or not 200 <= a.status < 300]
-
-    def first(self, version: str) -> Answer:
-        return min((a for a in self.answers if a.version == version), key=lambda a: a.received)
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -118,13 +55,7 @@ def state(stack: Stack) -> dict[str, Any]:
 
 def move(stack: Stack, alias: str, version: str) -> float:
     """Point ``alias`` at ``version`` through the registry's REST API; the moment it was done."""
-    response = httpx.post(
-        f"{stack.tracking_uri}/api/2.0/mlflow/registered-models/alias",
-        json={"name": "credit-score", "alias": alias, "version": version},
-        timeout=30,
-    )
-    assert response.status_code == 200, response.text
-    return time.monotonic()
+    return move_alias(stack.tracking_uri, alias, version)
 
 
 def supervisor_sample(stack: Stack, name: str, **labels: str) -> float:
@@ -214,6 +145,7 @@ def test_a_new_champion_takes_over_under_load_without_a_failed_request(
 
     rollout = after["rollouts"]["champion"]
     first = load.first("2")
+    assert first is not None, "version 2 never answered"
     assert load.failed() == [], f"{len(load.failed())} of {len(load.answers)} requests failed"
     assert set(load.readiness) == {200}, "readiness stays 200 throughout"
     assert rollout["state"] == "completed"
@@ -283,6 +215,7 @@ def test_moving_the_alias_back_rolls_back_the_same_way(stack: Stack) -> None:
         time.sleep(2 * FACADE_POLL_SECONDS)
 
     first = load.first("1")
+    assert first is not None, "version 1 never answered"
     assert load.failed() == []
     assert set(load.readiness) == {200}
     assert [a for a in load.answers if a.sent > first.received and a.version != "1"] == []

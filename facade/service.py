@@ -89,11 +89,6 @@ class PredictionService:
                 max_concurrency=batching.max_concurrency,
             )
 
-    @property
-    def scoring(self) -> ScoringClient:
-        """The champion's scoring client new calls go to now."""
-        return self.backends.champion
-
     def start(self) -> None:
         if self._batcher is not None:
             self._batcher.start()

@@ -23,7 +23,8 @@ run: install
 test: install
 	$(PY) -m pytest --cov --cov-report=term $(PYTEST_ARGS)
 
-# The facade against the raw MLflow scoring server, side by side; BENCH_ARGS="--json bench.json" keeps it.
+# The facade against the raw MLflow scoring server and the serving peers, side by side (the peers'
+# venvs are made on first use and cached); BENCH_ARGS="--json bench.json" keeps it, "--peers none" skips them.
 bench: install
 	$(PY) -m scripts.bench $(BENCH_ARGS)
 

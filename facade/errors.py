@@ -7,7 +7,10 @@ answers::
     ProblemError (facade.core.problems)
     ├── UnsupportedMediaType          415  the body is not JSON
     ├── BatchTooLarge                 413  more applications than MAX_BATCH_SIZE
-    ├── Unauthorized                  401  missing or unknown API key (WWW-Authenticate)
+    ├── Unauthorized                  401  missing or unverifiable credentials (WWW-Authenticate)
+    ├── InsufficientScope             403  the credentials lack the route's scope (WWW-Authenticate)
+    ├── QuotaExceeded                 429  the client's rate limit (Retry-After, RateLimit fields)
+    ├── CredentialsUnverifiable       503  the identity provider's keys cannot be had (Retry-After)
     ├── Overloaded                    503  MAX_IN_FLIGHT predictions in flight (Retry-After: 1)
     └── UpstreamError                      the scoring server or the registry failed us
         ├── ModelUnavailable          503  unreachable (Retry-After)
@@ -27,8 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from facade.core.problems import FieldError, ProblemError
-from facade.core.security import WWW_AUTHENTICATE
+from facade.core.problems import FieldError, ProblemError, ProblemResponse, problem_response
 
 # NB: how long a client should wait before retrying a 503; the scoring server restarts in seconds.
 RETRY_AFTER_SECONDS = 5
@@ -55,13 +57,76 @@ class BatchTooLarge(ProblemError):
 
 
 class Unauthorized(ProblemError):
+    """No credentials, or ones that do not verify; ``challenge`` is the WWW-Authenticate value."""
+
     status = 401
     slug = "unauthorized"
-    title = "Missing or unknown API key"
+    title = "Missing or invalid credentials"
+
+    def __init__(self, detail: str, challenge: str) -> None:
+        super().__init__(detail)
+        self.challenge = challenge
 
     @property
     def headers(self) -> dict[str, str] | None:
-        return {"WWW-Authenticate": WWW_AUTHENTICATE}
+        return {"WWW-Authenticate": self.challenge}
+
+
+class InsufficientScope(ProblemError):
+    status = 403
+    slug = "insufficient-scope"
+    title = "Insufficient scope"
+
+    def __init__(self, scope: str, challenge: str) -> None:
+        super().__init__(f"This route needs the scope {scope}, which these credentials do not hold.")
+        self.challenge = challenge
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"WWW-Authenticate": self.challenge}
+
+
+class QuotaExceeded(ProblemError):
+    """The client used up a window of its rate limit (the RateLimit fields travel on every answer)."""
+
+    status = 429
+    slug = "quota-exceeded"
+    title = "Quota exceeded"
+
+    def __init__(self, retry_after: int, violated_policies: Sequence[str]) -> None:
+        super().__init__(
+            f"This client's quota ({', '.join(violated_policies)}) is used up; retry after {retry_after} s."
+        )
+        self.retry_after = max(1, retry_after)
+        self.violated_policies = list(violated_policies)
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after)}
+
+    def response(self, request_path: str) -> ProblemResponse:
+        # NB: `violated-policies` is the extension member the RateLimit draft defines for this type.
+        return problem_response(
+            request_path,
+            self.status,
+            title=self.title,
+            slug=self.slug,
+            detail=self.detail,
+            headers=self.headers,
+            extensions={"violated-policies": self.violated_policies},
+        )
+
+
+class CredentialsUnverifiable(ProblemError):
+    """A bearer token arrived but the identity provider's keys cannot be fetched to check it."""
+
+    status = 503
+    slug = "credentials-unverifiable"
+    title = "Credentials cannot be verified now"
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 class Overloaded(ProblemError):

@@ -30,9 +30,10 @@ from facade.core.middleware import (
     InstrumentationMiddleware,
     UnhandledErrorMiddleware,
 )
-from facade.core.security import ApiKeys
+from facade.core.tokens import JwksKeys
 from facade.drift import DriftMonitor
 from facade.metrics import DRIFT_PSI, MODEL_LOADED, PREDICTIONS_IN_FLIGHT, SHADOW_QUEUED
+from facade.security import access as access_control
 from facade.service import Batching, PredictionService
 from facade.shadow import Shadow
 from facade.upstream.backends import Role, ScoringBackends
@@ -52,11 +53,12 @@ SHADOW_LIMITS = httpx.Limits(max_connections=2, max_keepalive_connections=2)
 
 class State(TypedDict):
     service: PredictionService
+    access: access_control.AccessControl
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[State]:
-    """Own one pooled HTTP client per upstream for the life of the app, closed at shutdown."""
+    """Own one pooled HTTP client per upstream (and one for the JWKS) for the life of the app."""
     settings: Settings = app.state.settings
     timeout = httpx.Timeout(
         connect=settings.UPSTREAM_CONNECT_TIMEOUT,
@@ -104,6 +106,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
             supervisor_http,
             settings.SUPERVISOR_POLL_SECONDS,
         )
+        jwks_http = None
+        if settings.OAUTH_JWKS_URL:
+            jwks_http = await stack.enter_async_context(access_control.jwks_client(settings))
+        access = access_control.from_settings(settings, jwks_http)
+        stack.push_async_callback(access.aclose)
+        if access.tokens is not None and isinstance(access.tokens.keys, JwksKeys):
+            # NB: best effort: the first token should not wait for the fetch; a failure is retried then.
+            await access.tokens.keys.refresh()
         registry = RegistryClient(registry_http, settings.MODEL_NAME)
         drift = DriftMonitor(registry, settings.DRIFT_WINDOW_SIZE, settings.DRIFT_MIN_SAMPLES)
         shadow = None
@@ -122,7 +132,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         stack.push_async_callback(backends.stop)
         service.start()
         try:
-            yield {"service": service}
+            yield {"service": service, "access": access}
         finally:
             DRIFT_PSI.detach(drift.psi)
             await service.stop()
@@ -154,8 +164,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         static_url=DOCS_ASSETS,
         swagger_ui_parameters={"validatorUrl": None},
     )
+    # NB: a key or certificate client given a scope that does not exist stops the start, here.
+    access_control.check_scopes(settings)
     app.state.settings = settings
-    app.state.api_keys = ApiKeys(settings.api_keys)
     app.state.limiter = InFlightLimiter(settings.MAX_IN_FLIGHT)
     app.state.lifecycle = Lifecycle()
     # NB: the last added middleware is the outermost: the instrumentation also sees the 413s of the

@@ -2,8 +2,9 @@
 
 scikit-learn stays the training library; at load time the fitted pipeline is flattened into a
 few arrays and rows are scored without pandas, the ColumnTransformer or joblib. Results equal
-``pipeline.predict_proba`` to the last bit (same float32 input rounding as scikit-learn's trees,
-same tree order of summation); a test holds it to 1e-9 on 100,000 rows.
+``pipeline.predict_proba`` to the last bit (same ratio and index code as the pipeline, same float32
+input rounding as scikit-learn's trees, same tree order of summation); a test holds it to 1e-9 on
+100,000 rows.
 """
 
 from __future__ import annotations
@@ -16,30 +17,45 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 
-from model_code.preprocessing import ENGINEERED_FEATURES, RATIO_INPUTS, ratio_columns
+from model_code.preprocessing import (
+    ENGINEERED_FEATURES,
+    RATIO_INPUTS,
+    MonotoneIndex,
+    index_values,
+    ratio_columns,
+)
 from model_code.reasons import REASONS, reason_for_column
-from model_code.schema import CATEGORICAL_FEATURES, FEATURES_BY_NAME, NUMERIC_FEATURES
+from model_code.schema import (
+    CATEGORICAL_FEATURES,
+    FEATURES_BY_NAME,
+    NUMERIC_FEATURES,
+    SCORED_CATEGORICAL_FEATURES,
+    SCORED_NUMERIC_FEATURES,
+)
 from model_code.validation import Applicants
 
 _RATIO_COLUMNS = {name: NUMERIC_FEATURES.index(name) for name in RATIO_INPUTS}
+# Where the scored fields sit among the validated ones (unscored fields, such as age, are skipped).
+_SCORED_NUMERIC = np.array([NUMERIC_FEATURES.index(name) for name in SCORED_NUMERIC_FEATURES], dtype=np.int64)
+_SCORED_CATEGORICAL = [CATEGORICAL_FEATURES.index(name) for name in SCORED_CATEGORICAL_FEATURES]
 
 
 def encoded_feature_names() -> list[str]:
     """The column layout the fast encoder produces (and the ColumnTransformer must match)."""
     one_hot = [
         f"{name}_{category}"
-        for name in CATEGORICAL_FEATURES
+        for name in SCORED_CATEGORICAL_FEATURES
         for category in FEATURES_BY_NAME[name].categories
     ]
-    return [*NUMERIC_FEATURES, *ENGINEERED_FEATURES, *one_hot]
+    return [*SCORED_NUMERIC_FEATURES, *ENGINEERED_FEATURES, *one_hot]
 
 
 def encode(applicants: Applicants) -> np.ndarray:
     """Validated applicants → the float64 matrix the forest was trained on, without pandas."""
     numeric = applicants.numeric
     ratios = ratio_columns({name: numeric[:, i] for name, i in _RATIO_COLUMNS.items()})
-    blocks = [numeric, np.column_stack(ratios)]
-    for j, name in enumerate(CATEGORICAL_FEATURES):
+    blocks = [numeric[:, _SCORED_NUMERIC], np.column_stack(ratios)]
+    for j, name in zip(_SCORED_CATEGORICAL, SCORED_CATEGORICAL_FEATURES, strict=True):
         width = len(FEATURES_BY_NAME[name].categories)
         blocks.append(np.eye(width)[applicants.codes[:, j]])
     return np.hstack(blocks)
@@ -129,6 +145,8 @@ class FastPipeline:
         names = list(pipeline.named_steps["preprocess"].get_feature_names_out())
         if names != encoded_feature_names():
             raise ValueError("the pipeline's encoded columns differ from the fast encoder's layout")
+        # NB: the twin trained only to measure the policy's cost has no index step.
+        self.index: MonotoneIndex | None = pipeline.named_steps.get("index")
         model = pipeline.named_steps["model"]
         self.sigmoid: tuple[float, float] | None = None
         if isinstance(model, CalibratedClassifierCV):
@@ -152,10 +170,40 @@ class FastPipeline:
         calibrated: np.ndarray = expit(-(a * raw + b))
         return calibrated
 
+    def features(self, applicants: Applicants) -> np.ndarray:
+        """The forest's input: the encoded columns, then the monotone index when the pipeline has one."""
+        encoded = encode(applicants)
+        if self.index is None:
+            return encoded
+        return np.column_stack([encoded, index_values(encoded[:, self.index.columns_], self.index.weights_)])
+
+    def _credit_back(self, features: np.ndarray, credit: np.ndarray) -> np.ndarray:
+        """Per-column contributions with the index's share passed back to the columns it is made of.
+
+        The index's share of a row's risk goes to the terms that pushed the index that way against a
+        typical applicant (above the training mean for a share that raised the risk, below it for
+        one that lowered it), in proportion to how far each pushed; a row where no term pushed that
+        way splits it by the terms' size, and one where every term is typical splits it evenly. The
+        shares sum to one, so base + contributions still equals the risk.
+        """
+        if self.index is None:
+            return credit
+        through_index, columns = credit[:, -1:], self.index.columns_
+        out = credit[:, :-1].copy()
+        if columns.size == 0:
+            return out
+        terms = (features[:, columns] - self.index.means_) * self.index.weights_
+        share = np.where(through_index >= 0.0, terms, -terms).clip(min=0.0)
+        stuck = share.sum(axis=1) <= 0.0
+        share[stuck] = np.abs(terms[stuck])
+        share[stuck & (share.sum(axis=1) <= 0.0)] = 1.0
+        out[:, columns] += through_index * (share / share.sum(axis=1, keepdims=True))
+        return out
+
     def explain(self, applicants: Applicants, chunk_rows: int = 2048) -> Explanation:
         """Risk with reason-code contributions; with calibration, the forest's contributions are
         rescaled so that calibrated base + contributions still equals the calibrated risk."""
-        features = encode(applicants)
+        features = self.features(applicants)
         parts = [
             self.forest.contributions(features[i : i + chunk_rows])
             for i in range(0, len(features), chunk_rows)
@@ -163,6 +211,7 @@ class FastPipeline:
         raw = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0)
         raw_base = parts[0][1] if parts else 0.0
         by_column = np.vstack([p[2] for p in parts]) if parts else np.zeros((0, self.forest.n_features))
+        by_column = self._credit_back(features, by_column)
         risk = self._calibrate(raw)
         base = float(self._calibrate(np.array([raw_base]))[0])
         moved = raw - raw_base

@@ -49,7 +49,11 @@ PIPELINE_ARTIFACT = "pipeline"
 
 # NB: skops refuses to load any type it was not told to trust; this is the complete list of
 # non-scikit-learn types our pipeline contains, so a tampered artifact cannot run other code.
-TRUSTED_TYPES = ("model_code.preprocessing.add_ratios", "model_code.preprocessing._ratio_names")
+TRUSTED_TYPES = (
+    "model_code.preprocessing.add_ratios",
+    "model_code.preprocessing._ratio_names",
+    "model_code.preprocessing.MonotoneIndex",
+)
 
 
 def signature() -> ModelSignature:

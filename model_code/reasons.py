@@ -1,10 +1,11 @@
 """Principal reasons and score points: how a probability of default is explained and scaled.
 
 Stdlib only (the facade documents these without scikit-learn). The catalogue is derived from the
-applicant schema: every field and every engineered ratio names its reason (``model_code.schema``),
-and every encoded model column (numeric, engineered or one-hot) maps to one, so contributions are
-reported against the applicant's own fields; US Regulation B practice is to state up to four
-principal reasons.
+applicant schema: every scored field and every engineered ratio names its reason
+(``model_code.schema``), and every encoded model column (numeric, engineered or one-hot) maps to
+one, so contributions are reported against the applicant's own fields; US Regulation B practice
+is to state up to four principal reasons. A field the model does not score (age) has no reason:
+the reasons of an adverse action must be factors actually scored.
 """
 
 from __future__ import annotations
@@ -16,18 +17,20 @@ from model_code.schema import FEATURES, RATIOS, Reason
 
 MAX_REASONS: Final = 4
 
+_SCORED: Final = tuple((f, f.reason) for f in FEATURES if f.reason is not None)
+
 # NB: a reason named by several sources (a field and a ratio of it) appears once, where first named.
 REASONS: Final[tuple[Reason, ...]] = tuple(
-    dict.fromkeys([*(f.reason for f in FEATURES), *(r.reason for r in RATIOS)])
+    dict.fromkeys([*(reason for _, reason in _SCORED), *(r.reason for r in RATIOS)])
 )
 REASONS_BY_CODE: Final = {r.code: r for r in REASONS}
 
 # Encoded column (ColumnTransformer output: fields, engineered ratios, one-hot ``<field>_<CATEGORY>``)
 # → reason code.
 _COLUMN_REASON: Final = {
-    **{f.name: f.reason.code for f in FEATURES if f.is_numeric},
+    **{f.name: reason.code for f, reason in _SCORED if f.is_numeric},
     **{r.name: r.reason.code for r in RATIOS},
-    **{f"{f.name}_{category}": f.reason.code for f in FEATURES for category in f.categories},
+    **{f"{f.name}_{category}": reason.code for f, reason in _SCORED for category in f.categories},
 }
 
 

@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,7 +33,7 @@ import httpx
 
 from model_code.schema import EXAMPLE_APPLICANTS
 from scripts import commands
-from scripts.bench import concurrent, facade_target, raw_target
+from scripts.bench_load import python_load, wrk
 from scripts.processes import ManagedProcess, free_port
 
 MODEL = "credit-score"
@@ -267,16 +267,21 @@ def run(args: argparse.Namespace) -> Report:
             )
 
         champion = serving_state(supervisor_url)["champion"]["url"]
-        targets = [raw_target("raw champion server", champion)]
-        targets += [replace(facade_target(url), name=name) for name, url in facades.items()]
-        for target in targets:
-            report.throughput_c32[target.name] = []
+        applicant = EXAMPLE_APPLICANTS["rejected"]
+        raw_body = json.dumps({"dataframe_records": [applicant]}).encode()
+        targets = [("raw champion server", f"{champion}/invocations", raw_body)]
+        targets += [
+            (name, f"{url}/api/v1/predict", json.dumps(applicant).encode()) for name, url in facades.items()
+        ]
+        load = wrk if use_wrk else python_load
+        for name, _, _ in targets:
+            report.throughput_c32[name] = []
         for index in range(args.rounds):
             # NB: the two facades swap places every round, so that neither always follows the other.
             raw, *both = targets
-            for target in [raw, *(both if index % 2 == 0 else both[::-1])]:
-                latency = concurrent(target, 32, args.duration, use_wrk)
-                report.throughput_c32[target.name].append(latency.per_second)
+            for name, url, body in [raw, *(both if index % 2 == 0 else both[::-1])]:
+                sample = load(url, body, 32, args.duration)
+                report.throughput_c32[name].append(sample.ok / sample.seconds)
 
         load_url = facades["facade, shadow off"]
         report.rollouts.append(_rollout(load_url, tracking_uri, supervisor_url, "2", "1"))

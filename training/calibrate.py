@@ -3,7 +3,8 @@
 A sigmoid (Platt) calibrator is fitted on the validation split over the frozen forest. Whether
 the shipped model uses it is decided by 2-fold cross-fitting on the validation rows (the test
 split stays untouched for reporting); Brier score and expected calibration error are reported
-on the test split before and after either way, with a reliability diagram.
+on the test split before and after either way, with a reliability diagram. A calibrator that
+does not rise with the forest's score is never shipped: it would reverse the credit policy.
 """
 
 from __future__ import annotations
@@ -105,8 +106,13 @@ def calibrate(
         "test_ece_uncalibrated": expected_calibration_error(y_test, raw_test),
         "test_ece_calibrated": expected_calibration_error(y_test, calibrated_test),
     }
+    (sigmoid,) = calibrated.calibrated_classifiers_[0].calibrators
     if mode == "none":
         applied, reason = False, "calibration disabled (calibration=none)"
+    elif sigmoid.a_ >= 0:
+        # NB: P = 1 / (1 + exp(a·score + b)) rises with the forest's score only for a < 0; any other
+        # sigmoid would turn every direction of the credit policy around, so it is never shipped.
+        applied, reason = False, "sigmoid calibration refused: it does not rise with the forest's risk"
     elif mode == "sigmoid":
         applied, reason = True, "sigmoid calibration forced (calibration=sigmoid)"
     else:

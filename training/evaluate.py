@@ -86,7 +86,7 @@ def write_plots(
     paths.append(_save(fig, folder / "confusion_matrix.png"))
 
     forest = forest_of(pipeline)
-    names = pipeline.named_steps["preprocess"].get_feature_names_out()
+    names = pipeline[:-1].get_feature_names_out()
     order = np.argsort(forest.feature_importances_)
     fig, ax = plt.subplots(figsize=(7, 6))
     ax.barh(np.asarray(names)[order], forest.feature_importances_[order])

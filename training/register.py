@@ -2,11 +2,13 @@
 
 A new version becomes champion when its test ROC AUC is at least the current champion's on the
 same test rows (the champion is re-scored, not trusted from its old run), or when there is no
-champion. Otherwise it gets the ``challenger`` alias and the run records why.
+champion. Otherwise it gets the ``challenger`` alias and the run records why. A version that fails
+a gate (the fairness gate, the credit-policy gate) is never made champion automatically.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import mlflow
@@ -48,19 +50,20 @@ def register(
     new_auc: float,
     features: pd.DataFrame,
     labels: np.ndarray,
-    fairness_problem: str | None = None,
+    gate_problems: Sequence[str] = (),
 ) -> Decision:
     """Register ``model_uri`` under ``model_name`` and set ``champion`` or ``challenger``.
 
-    A model whose fairness gap exceeds the bound (``fairness_problem``) is never made champion
-    automatically, whatever its AUC: a person has to look at it and move the alias by hand.
+    A model that failed a gate (``gate_problems``: a fairness gap over the bound, any credit-policy
+    violation) is never made champion automatically, whatever its AUC: a person has to look at it
+    and move the alias by hand.
     """
     client = MlflowClient()
     previous = champion_auc_on(model_name, features, labels)
     version = mlflow.register_model(model_uri, model_name).version
-    if fairness_problem is not None:
+    if gate_problems:
         alias, champion_auc = CHALLENGER, previous[1] if previous else None
-        reason = f"{fairness_problem}; never promoted automatically"
+        reason = "; ".join(gate_problems) + "; never promoted automatically"
     elif previous is None:
         alias, champion_auc = CHAMPION, None
         reason = "no champion yet"

@@ -1,4 +1,6 @@
-"""FastAPI dependencies: settings, the prediction service, API keys and limits, as Annotated aliases.
+"""FastAPI dependencies: settings, the prediction service and limits, as Annotated aliases.
+
+Who may call a route (and how much) is ``facade.security.require_scope``.
 
 NB: all ``async def``: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per
 dependency per request, which showed in the hot path's profile."""
@@ -8,29 +10,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, cast
 
-from fastapi import Depends, Request, Security
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request
 
 from facade.core.config import Settings
 from facade.core.lifecycle import Lifecycle
 from facade.core.limits import InFlightLimiter
-from facade.core.security import ApiKeys
-from facade.errors import BatchTooLarge, Overloaded, Unauthorized, UnsupportedMediaType
+from facade.errors import BatchTooLarge, Overloaded, UnsupportedMediaType
 from facade.metrics import PREDICTIONS_SHED
 from facade.service import PredictionService
 from facade.upstream.registry import RegistryClient
-
-API_KEY_HEADER = "X-API-Key"
-# NB: auto_error=False: a missing key must become the facade's own 401 problem, and only when
-# keys are configured. Either scheme satisfies the check.
-api_key_header = APIKeyHeader(
-    name=API_KEY_HEADER,
-    auto_error=False,
-    description="One of the API keys configured in API_KEYS or API_KEYS_FILE.",
-)
-bearer_token = HTTPBearer(
-    auto_error=False, description="The same API key sent as `Authorization: Bearer <key>`."
-)
 
 
 async def get_app_settings(request: Request) -> Settings:
@@ -76,20 +64,6 @@ async def limit_batch_size(request: Request, settings: SettingsDep) -> None:
     applications = body.get("applications") if isinstance(body, dict) else None
     if isinstance(applications, list) and len(applications) > settings.MAX_BATCH_SIZE:
         raise BatchTooLarge(settings.MAX_BATCH_SIZE)
-
-
-async def require_api_key(
-    request: Request,
-    api_key: Annotated[str | None, Security(api_key_header)],
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_token)],
-) -> None:
-    """Refuse a request without a configured API key with 401 (a no-op when no key is configured)."""
-    keys = cast(ApiKeys, request.app.state.api_keys)
-    if not keys.enabled:
-        return
-    presented = api_key or (bearer.credentials if bearer is not None else None)
-    if presented is None or not keys.accepts(presented):
-        raise Unauthorized(f"Send a valid API key in the {API_KEY_HEADER} header or as a bearer token.")
 
 
 async def limit_in_flight(request: Request) -> AsyncIterator[None]:

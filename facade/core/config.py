@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import logging
-import re
+import ssl
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from facade.core.ratelimit import STORAGE_SCHEMES, Policy, parse_policy
+from facade.core.security import (
+    API_KEY_PATTERN,
+    CLIENT_NAME_PATTERN,
+    CLIENT_NAME_RULE,
+    SCOPE_PATTERN,
+    ApiKey,
+    parse_api_key_line,
+    unnamed_key,
+)
+from facade.core.tls import ClientAuth, server_context
+from facade.core.tokens import ASYMMETRIC_ALGORITHMS, static_key
 from model_code.tracking import CHAMPION, STAGE_TO_ALIAS
 
 logger = logging.getLogger(__name__)
 
-# NB: a key travels in a header, so printable ASCII without spaces or commas; 16 characters at least
-# so that a placeholder such as "changeme" is refused rather than deployed.
-API_KEY_PATTERN = re.compile(r"[\x21-\x2b\x2d-\x7e]{16,}")
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def _http_url(value: str) -> str:
@@ -96,7 +107,50 @@ class Settings(BaseSettings):
     )
 
     API_KEYS: SecretStr | None = Field(default=None, description="Comma-separated API keys; unset: keys off.")
-    API_KEYS_FILE: Path | None = Field(default=None, description="A file of API keys, one a line.")
+    API_KEYS_FILE: Path | None = Field(
+        default=None, description="A file of API keys, one a line: name:scope,scope:key, or a bare key."
+    )
+
+    OAUTH_JWKS_URL: str | None = Field(default=None, description="The identity provider's JWKS URL.")
+    OAUTH_PUBLIC_KEY_FILE: Path | None = Field(
+        default=None, description="Or one PEM public key that signs tokens."
+    )
+    OAUTH_ISSUER: str | None = Field(default=None, description="The iss every token must carry.")
+    OAUTH_AUDIENCE: str | None = Field(default=None, description="The aud every token must carry.")
+    OAUTH_ALGORITHMS: str = Field(default="RS256,ES256", description="Accepted asymmetric JWT algorithms.")
+    OAUTH_LEEWAY_SECONDS: int = Field(
+        default=30, ge=0, le=300, description="Clock skew allowed on exp, nbf and iat."
+    )
+    OAUTH_TOKEN_URL: str | None = Field(default=None, description="Where clients get tokens (OpenAPI).")
+    OAUTH_JWKS_CACHE_SECONDS: int = Field(
+        default=300, ge=10, le=86_400, description="How long keys are cached."
+    )
+    OAUTH_JWKS_MIN_REFRESH_SECONDS: int = Field(
+        default=30, ge=1, le=3600, description="At most one JWKS fetch per this interval (unknown kid)."
+    )
+    OAUTH_JWKS_CA_FILE: Path | None = Field(default=None, description="CA bundle for the JWKS URL's TLS.")
+
+    RATE_LIMIT: str | None = Field(
+        default=None, description="Every client's limits, e.g. 50/second;2000/minute."
+    )
+    # NB: NoDecode: read as text and parsed below, so that an empty variable (Compose's default) is {}.
+    RATE_LIMITS_BY_CLIENT: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, description='JSON: {"client-name": "100/second", "other": "unlimited"}.'
+    )
+    # NB: secret: a redis:// URL may carry the password.
+    RATE_LIMIT_STORAGE_URL: SecretStr = Field(
+        default=SecretStr("memory://"), description="memory://, or redis://[:password@]host:port/db."
+    )
+
+    TLS_CERT_FILE: Path | None = Field(default=None, description="The server certificate (PEM): serve HTTPS.")
+    TLS_KEY_FILE: Path | None = Field(default=None, description="Its private key (PEM, unencrypted).")
+    TLS_CLIENT_CA_FILE: Path | None = Field(
+        default=None, description="Mutual TLS: the CA of client certificates."
+    )
+    TLS_CLIENT_AUTH: ClientAuth = Field(default="required", description="Whether every client needs one.")
+    TLS_CLIENTS_FILE: Path | None = Field(
+        default=None, description="Scopes of certificate clients, one a line: common-name:scope,scope."
+    )
 
     SHUTDOWN_DRAIN_SECONDS: float = Field(
         default=0.0, ge=0, le=60, description="After SIGTERM, serve this long with readiness 503 first."
@@ -107,7 +161,9 @@ class Settings(BaseSettings):
 
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
-    _api_keys: tuple[str, ...] = PrivateAttr(default=())
+    _api_keys: tuple[ApiKey, ...] = PrivateAttr(default=())
+    _tls_clients: dict[str, frozenset[str]] | None = PrivateAttr(default=None)
+    _oauth_public_key: bytes | None = PrivateAttr(default=None)
 
     @field_validator("MLFLOW_TRACKING_URI", "SCORING_URL")
     @classmethod
@@ -129,30 +185,146 @@ class Settings(BaseSettings):
             raise ValueError("must be a non-empty registered model name without quotes")
         return value
 
-    @field_validator("API_KEYS_FILE", mode="before")
+    @field_validator(
+        "API_KEYS_FILE",
+        "OAUTH_JWKS_URL",
+        "OAUTH_PUBLIC_KEY_FILE",
+        "OAUTH_ISSUER",
+        "OAUTH_AUDIENCE",
+        "OAUTH_TOKEN_URL",
+        "OAUTH_JWKS_CA_FILE",
+        "RATE_LIMIT",
+        "TLS_CERT_FILE",
+        "TLS_KEY_FILE",
+        "TLS_CLIENT_CA_FILE",
+        "TLS_CLIENTS_FILE",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
+        # NB: Compose and Kubernetes pass an unset variable as an empty string.
         return None if value == "" else value
+
+    @field_validator("RATE_LIMITS_BY_CLIENT", mode="before")
+    @classmethod
+    def _json_object(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return {}
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError('must be a JSON object such as {"batch-job": "10/minute"}') from None
 
     @model_validator(mode="after")
     def _load_api_keys(self) -> Self:
-        # NB: messages name the source and the rule, never a key.
-        keys = [k.strip() for k in self.API_KEYS.get_secret_value().split(",")] if self.API_KEYS else []
+        # NB: messages name the source, the line and the rule, never a key.
+        legacy = [k.strip() for k in self.API_KEYS.get_secret_value().split(",")] if self.API_KEYS else []
+        keys = [unnamed_key(key) for key in legacy if key]
         if self.API_KEYS_FILE is not None:
-            try:
-                lines = self.API_KEYS_FILE.read_text().splitlines()
-            except OSError as exc:
-                raise ValueError(f"API_KEYS_FILE cannot be read ({type(exc).__name__})") from None
-            from_file = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-            if not from_file:
+            lines = _secret_lines(self.API_KEYS_FILE, "API_KEYS_FILE")
+            if not lines:
                 raise ValueError("API_KEYS_FILE holds no key (one key a line, # starts a comment)")
-            keys += from_file
-        keys = [key for key in keys if key]
-        if any(not API_KEY_PATTERN.fullmatch(key) for key in keys):
+            for number, line in lines:
+                try:
+                    keys.append(parse_api_key_line(line))
+                except ValueError as exc:
+                    raise ValueError(f"API_KEYS_FILE line {number}: {exc}") from None
+        if any(not API_KEY_PATTERN.fullmatch(key.secret) for key in keys):
             raise ValueError(
                 "every API key must be at least 16 printable ASCII characters without spaces or commas"
             )
-        self._api_keys = tuple(dict.fromkeys(keys))
+        unique: dict[str, ApiKey] = {}
+        for key in keys:
+            # NB: the same key twice (API_KEYS and the file) is one key; two names need two keys.
+            if unique.setdefault(key.secret, key) != key:
+                raise ValueError(f"API key {key.name!r} repeats another key under another name or scopes")
+        names = [key.name for key in unique.values()]
+        if len(set(names)) != len(names):
+            raise ValueError("two API keys share a name; give each client its own")
+        self._api_keys = tuple(unique.values())
+        return self
+
+    @model_validator(mode="after")
+    def _check_oauth(self) -> Self:
+        if self.OAUTH_JWKS_URL and self.OAUTH_PUBLIC_KEY_FILE:
+            raise ValueError("set OAUTH_JWKS_URL or OAUTH_PUBLIC_KEY_FILE, not both")
+        algorithms = self.oauth_algorithms
+        if not algorithms or any(alg not in ASYMMETRIC_ALGORITHMS for alg in algorithms):
+            raise ValueError(
+                f"OAUTH_ALGORITHMS must be a comma-separated list of {', '.join(ASYMMETRIC_ALGORITHMS)}"
+            )
+        if not self.tokens_enabled:
+            return self
+        missing = [
+            name for name in ("OAUTH_ISSUER", "OAUTH_AUDIENCE", "OAUTH_TOKEN_URL") if not getattr(self, name)
+        ]
+        if missing:
+            raise ValueError(f"bearer tokens need {', '.join(missing)} as well")
+        if self.OAUTH_JWKS_URL:
+            # NB: keys fetched over plain HTTP could be swapped on the way; only loopback may skip TLS.
+            parts = urlsplit(self.OAUTH_JWKS_URL)
+            if not (
+                parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS)
+            ):
+                raise ValueError("OAUTH_JWKS_URL must be an https URL (http only to a loopback address)")
+        if self.OAUTH_PUBLIC_KEY_FILE is not None:
+            pem = _read(self.OAUTH_PUBLIC_KEY_FILE, "OAUTH_PUBLIC_KEY_FILE").encode()
+            try:
+                static_key(pem, algorithms)
+            except ValueError as exc:
+                raise ValueError(f"OAUTH_PUBLIC_KEY_FILE must hold a PEM public key: {exc}") from None
+            self._oauth_public_key = pem
+        return self
+
+    @model_validator(mode="after")
+    def _check_rate_limits(self) -> Self:
+        if self.RATE_LIMIT is not None:
+            try:
+                Policy.parse(self.RATE_LIMIT)
+            except ValueError as exc:
+                raise ValueError(f"RATE_LIMIT {exc}") from None
+        for client, text in self.RATE_LIMITS_BY_CLIENT.items():
+            if not CLIENT_NAME_PATTERN.fullmatch(client):
+                raise ValueError(f"RATE_LIMITS_BY_CLIENT: a client name must be {CLIENT_NAME_RULE}")
+            try:
+                parse_policy(text)
+            except ValueError as exc:
+                raise ValueError(f"RATE_LIMITS_BY_CLIENT[{client!r}] {exc}, or unlimited") from None
+        scheme = urlsplit(self.RATE_LIMIT_STORAGE_URL.get_secret_value()).scheme
+        if scheme not in STORAGE_SCHEMES:
+            raise ValueError(
+                "RATE_LIMIT_STORAGE_URL must be memory:// or redis://host:port/db (rediss:// for TLS)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> Self:
+        if (self.TLS_CERT_FILE is None) != (self.TLS_KEY_FILE is None):
+            raise ValueError("TLS_CERT_FILE and TLS_KEY_FILE go together")
+        if self.TLS_CLIENT_CA_FILE is not None and self.TLS_CERT_FILE is None:
+            raise ValueError("mutual TLS (TLS_CLIENT_CA_FILE) needs TLS_CERT_FILE and TLS_KEY_FILE")
+        if self.TLS_CLIENTS_FILE is not None and self.TLS_CLIENT_CA_FILE is None:
+            raise ValueError("TLS_CLIENTS_FILE needs mutual TLS (TLS_CLIENT_CA_FILE)")
+        if self.TLS_CERT_FILE is not None and self.TLS_KEY_FILE is not None:
+            try:
+                server_context(
+                    self.TLS_CERT_FILE, self.TLS_KEY_FILE, self.TLS_CLIENT_CA_FILE, self.TLS_CLIENT_AUTH
+                )
+            except (OSError, ssl.SSLError) as exc:
+                # NB: the class only: OpenSSL's message can quote file contents.
+                raise ValueError(f"the TLS files cannot be loaded ({type(exc).__name__})") from None
+        if self.TLS_CLIENTS_FILE is not None:
+            self._tls_clients = {}
+            for number, line in _secret_lines(self.TLS_CLIENTS_FILE, "TLS_CLIENTS_FILE"):
+                name, _, scopes_text = line.partition(":")
+                scopes = frozenset(s.strip() for s in scopes_text.split(",") if s.strip())
+                if not CLIENT_NAME_PATTERN.fullmatch(name.strip()) or not all(
+                    map(SCOPE_PATTERN.fullmatch, scopes)
+                ):
+                    raise ValueError(f"TLS_CLIENTS_FILE line {number} must be common-name:scope,scope")
+                self._tls_clients[name.strip()] = scopes
         return self
 
     @model_validator(mode="after")
@@ -168,9 +340,47 @@ class Settings(BaseSettings):
         return "DEBUG" if self.DEBUG else self.LOG_LEVEL
 
     @property
-    def api_keys(self) -> tuple[str, ...]:
+    def api_keys(self) -> tuple[ApiKey, ...]:
         """The accepted API keys from API_KEYS and API_KEYS_FILE; empty when keys are off."""
         return self._api_keys
+
+    @property
+    def oauth_algorithms(self) -> tuple[str, ...]:
+        return tuple(alg.strip() for alg in self.OAUTH_ALGORITHMS.split(",") if alg.strip())
+
+    @property
+    def tokens_enabled(self) -> bool:
+        """True when bearer JWTs are accepted (a JWKS URL or a public key file is configured)."""
+        return bool(self.OAUTH_JWKS_URL or self.OAUTH_PUBLIC_KEY_FILE)
+
+    @property
+    def oauth_public_key(self) -> bytes | None:
+        """The PEM of OAUTH_PUBLIC_KEY_FILE, read once at startup."""
+        return self._oauth_public_key
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.TLS_CERT_FILE is not None
+
+    @property
+    def mutual_tls(self) -> bool:
+        return self.TLS_CLIENT_CA_FILE is not None
+
+    @property
+    def tls_clients(self) -> dict[str, frozenset[str]] | None:
+        """Scopes by certificate common name (TLS_CLIENTS_FILE); None: every certificate gets every scope."""
+        return self._tls_clients
+
+    @property
+    def auth_enabled(self) -> bool:
+        """True when callers must prove who they are: API keys, bearer tokens or client certificates."""
+        return bool(self._api_keys) or self.tokens_enabled or self.mutual_tls
+
+    @property
+    def rate_limits(self) -> tuple[Policy | None, dict[str, Policy | None]]:
+        """The default policy (None: unlimited) and the per-client ones."""
+        default = Policy.parse(self.RATE_LIMIT) if self.RATE_LIMIT else None
+        return default, {name: parse_policy(text) for name, text in self.RATE_LIMITS_BY_CLIENT.items()}
 
     @model_validator(mode="after")
     def _stage_to_alias(self) -> Self:
@@ -191,6 +401,23 @@ class Settings(BaseSettings):
             )
             self.MODEL_ALIAS = alias
         return self
+
+
+def _read(path: Path, setting: str) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise ValueError(f"{setting} cannot be read ({type(exc).__name__})") from None
+
+
+def _secret_lines(path: Path, setting: str) -> list[tuple[int, str]]:
+    """The non-blank, non-comment lines of a file, with their line numbers."""
+    lines = _read(path, setting).splitlines()
+    return [
+        (n, line.strip())
+        for n, line in enumerate(lines, 1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 @lru_cache

@@ -37,6 +37,8 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 UNMATCHED_ROUTE = "<unmatched>"
 # NB: a route adds fields of its own to its access log line here (never request data).
 ACCESS_LOG_FIELDS = "access_log_fields"
+# NB: and headers to its answer, whatever the answer turns out to be (a model, a Response, an error).
+RESPONSE_HEADERS = "response_headers"
 _ROUTE_TEMPLATE = "facade.route_template"
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -71,13 +73,20 @@ def annotate_access_log(request: Request, **fields: object) -> None:
     setattr(request.state, ACCESS_LOG_FIELDS, {**extra, **fields})
 
 
+def add_response_headers(request: Request, headers: dict[str, str]) -> None:
+    """Send ``headers`` with this request's answer, be it a success or an error raised later."""
+    extra: dict[str, str] = getattr(request.state, RESPONSE_HEADERS, {})
+    setattr(request.state, RESPONSE_HEADERS, {**extra, **headers})
+
+
 def _method(scope: Scope) -> str:
     # NB: a client can send any method name; keep the label set (and the log) bounded.
     return str(scope["method"]) if scope["method"] in _KNOWN_METHODS else "OTHER"
 
 
 class InstrumentationMiddleware:
-    """Per request: an X-Request-ID on the response, one access log line, and the HTTP metrics.
+    """Per request: an X-Request-ID on the response (and the headers a route added with
+    ``add_response_headers``), one access log line, and the HTTP metrics.
 
     The log line holds the method, the route template (never the raw path or query), the status,
     the latency in milliseconds, the request id and the fields the route left in
@@ -101,8 +110,10 @@ class InstrumentationMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                request_id_header = (REQUEST_ID_HEADER.lower().encode(), request_id.encode())
-                message = {**message, "headers": [*message.get("headers", []), request_id_header]}
+                added = [(REQUEST_ID_HEADER.lower().encode(), request_id.encode())]
+                extra: dict[str, str] = scope.get("state", {}).get(RESPONSE_HEADERS, {})
+                added += [(name.lower().encode(), value.encode()) for name, value in extra.items()]
+                message = {**message, "headers": [*message.get("headers", []), *added]}
             await send(message)
 
         HTTP_REQUESTS_IN_FLIGHT.inc()

@@ -52,6 +52,30 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = None
 
 
+class QuotaProblem(Problem):
+    """A 429 problem: the windows of the client's rate limit that are used up."""
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": PROBLEM_TYPE_BASE + "quota-exceeded",
+                    "title": "Quota exceeded",
+                    "status": 429,
+                    "detail": "This client's quota (50-per-second) is used up; retry after 1 s.",
+                    "instance": "/api/v1/predict",
+                    "violated-policies": ["50-per-second"],
+                }
+            ]
+        },
+    )
+
+    violated_policies: list[str] = Field(
+        alias="violated-policies", description="Names of the RateLimit-Policy items whose quota is used up."
+    )
+
+
 class ProblemResponse(JSONResponse):
     media_type = PROBLEM_MEDIA_TYPE
 
@@ -65,9 +89,10 @@ def problem_response(
     detail: str | None = None,
     errors: Sequence[FieldError] | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, object] | None = None,
 ) -> ProblemResponse:
     """Build the problem+json response; without a ``slug`` the type is about:blank and the title the
-    status phrase, as RFC 9457 requires."""
+    status phrase, as RFC 9457 requires. ``extensions`` are the type's own members (RFC 9457 3.2)."""
     problem = Problem(
         type=PROBLEM_TYPE_BASE + slug if slug else "about:blank",
         title=title or HTTPStatus(status).phrase,
@@ -76,7 +101,8 @@ def problem_response(
         instance=request_path,
         errors=list(errors) if errors is not None else None,
     )
-    return ProblemResponse(problem.model_dump(exclude_none=True), status_code=status, headers=headers)
+    body = problem.model_dump(exclude_none=True)
+    return ProblemResponse({**body, **(extensions or {})}, status_code=status, headers=headers)
 
 
 class ProblemError(Exception):

@@ -63,7 +63,7 @@ class StandIn:
 
 # By repository: the upstream images our Dockerfile and docker-compose.yml use that Debian can
 # stand in for. Grafana has no Debian package: its service stays out of the containers test.
-# A new service's image (redis, say) needs an entry here and a Containerfile in standins/.
+# A new service's image needs an entry here and a Containerfile in standins/.
 STANDINS = {
     "docker.io/library/python": StandIn(
         "docker.io/library/python", "python.Containerfile", "Debian's python3.11 with a venv at /usr/local"
@@ -73,6 +73,9 @@ STANDINS = {
     ),
     "docker.io/prom/prometheus": StandIn(
         "docker.io/prom/prometheus", "prometheus.Containerfile", "Debian's package's prometheus, non-root"
+    ),
+    "docker.io/library/redis": StandIn(
+        "docker.io/library/redis", "redis.Containerfile", "Debian's redis-server 7.0, non-root"
     ),
 }
 

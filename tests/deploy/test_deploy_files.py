@@ -31,7 +31,7 @@ PROMETHEUS_CONFIG = ROOT / "prometheus.yml"
 GRAFANA = ROOT / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "credit-score.json"
 
-SERVICES = {"postgres", "mlflow", "train", "model", "api", "prometheus", "grafana"}
+SERVICES = {"postgres", "mlflow", "train", "model", "api", "redis", "prometheus", "grafana"}
 # Container ports each service publishes, as the README documents; postgres and train publish none.
 PUBLISHED = {
     "mlflow": (5001,),
@@ -55,6 +55,9 @@ DOCUMENTED_FAMILIES = {
     "upstream_errors_total": "counter",
     "credit_feature_psi": "gauge",
     "credit_score_psi": "gauge",
+    "credit_auth_failures_total": "counter",
+    "credit_rate_limited_total": "counter",
+    "credit_rate_limit_storage_errors_total": "counter",
     "credit_shadow_sampled_total": "counter",
     "credit_shadow_comparisons_total": "counter",
     "credit_shadow_dropped_total": "counter",
@@ -317,7 +320,7 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path, env_file: str) -
         assert not spec["image"].endswith(":latest"), name
 
 
-def test_compose_has_the_seven_services_and_no_top_level_name() -> None:
+def test_compose_has_the_eight_services_and_no_top_level_name() -> None:
     raw = yaml.safe_load(COMPOSE_FILE.read_text())
     assert set(raw["services"]) == SERVICES
     # NB: Compose v1 rejects a top-level `name:`.
@@ -343,6 +346,7 @@ def test_every_image_is_pinned(name: str) -> None:
         ("mlflow", "5001/health"),
         ("model", "5002/ping"),
         ("api", "8000/api/v1/health/ready"),
+        ("redis", "redis-cli ping"),
         ("prometheus", "9090/-/ready"),
         ("grafana", "3000/api/health"),
     ],
@@ -353,6 +357,19 @@ def test_long_running_services_have_healthchecks(name: str, needle: str) -> None
     assert needle in healthcheck_test(name)
     assert check.get("interval")
     assert check.get("retries")
+
+
+def test_the_api_shares_its_rate_limits_through_a_non_root_redis_without_persistence() -> None:
+    api, redis = service("api"), service("redis")
+    assert depends_on("api")["redis"] == "service_healthy"
+    assert api["environment"]["RATE_LIMIT_STORAGE_URL"].startswith("redis://")
+    assert api["environment"]["RATE_LIMIT_STORAGE_URL"].endswith("@redis:6379/0")
+    assert redis["user"].split(":")[0] not in {"root", "0"}
+    command = redis["command"]
+    assert command[command.index("--save") + 1] == ""
+    assert command[command.index("--appendonly") + 1] == "no"
+    assert "--requirepass" in command
+    assert "volumes" not in redis
 
 
 def test_the_training_job_is_one_shot() -> None:

@@ -1,20 +1,28 @@
-"""API keys: off unless configured; then predict, batch and model info need one, probes stay open."""
+"""API keys: off unless configured; then predict, batch and model info need one, probes stay open.
+
+Keys have names and scopes (``name:scope,scope:key`` lines); a bare key has every scope.
+"""
 
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 import respx
+from fastapi import Depends, Request
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
 from facade.core.config import Settings
-from facade.core.security import ApiKeys
+from facade.core.logs import JsonFormatter
+from facade.core.security import ApiKey, ApiKeys, unnamed_key
 from facade.main import create_app
+from facade.security import ALL_SCOPES, SCOPE_MODEL_READ, SCOPE_PREDICT, Principal, require_scope
 from tests.facade.facade_fakes import APPROVED
 
 KEY = "k3y-0f-the-scoring-app-2f9d1c"
@@ -28,9 +36,29 @@ PROTECTED = [
 OPEN = ["/api/v1/health", "/api/v1/health/ready", "/metrics", "/docs", "/redoc", "/openapi.json"]
 
 
+READER_KEY = "r3ader-0f-model-cards-5e8a"
+
+
 @pytest.fixture
 def keyed(settings: Settings, upstream: respx.MockRouter) -> Iterator[TestClient]:
-    with TestClient(create_app(settings.model_copy(update={"_api_keys": (KEY, OTHER_KEY)}))) as client:
+    keys = (unnamed_key(KEY), unnamed_key(OTHER_KEY))
+    with TestClient(create_app(settings.model_copy(update={"_api_keys": keys}))) as client:
+        yield client
+
+
+@pytest.fixture
+def scoped(
+    settings: Settings, upstream: respx.MockRouter, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[TestClient]:
+    """Two named keys: scoring-app may predict and read the model; model-reader may only read it."""
+    secrets = tmp_path / "api_keys"
+    secrets.write_text(
+        f"# name:scope,scope:key\nscoring-app:{SCOPE_PREDICT}, {SCOPE_MODEL_READ}:{KEY}\n"
+        f"model-reader:{SCOPE_MODEL_READ}:{READER_KEY}\n"
+    )
+    monkeypatch.setenv("API_KEYS_FILE", str(secrets))
+    keys = Settings().api_keys
+    with TestClient(create_app(settings.model_copy(update={"_api_keys": keys}))) as client:
         yield client
 
 
@@ -51,6 +79,8 @@ def test_protected_routes_refuse_a_missing_key(
     assert response.json()["type"].endswith("/unauthorized")
     assert 'header="X-API-Key"' in response.headers["www-authenticate"]
     assert "Bearer" in response.headers["www-authenticate"]
+    # NB: RFC 6750: a request without credentials gets no error code.
+    assert "error=" not in response.headers["www-authenticate"]
 
 
 @pytest.mark.parametrize(
@@ -108,7 +138,7 @@ def test_openapi_declares_the_schemes_on_the_protected_routes_only(keyed: TestCl
         "type": "apiKey",
         "in": "header",
         "name": "X-API-Key",
-        "description": "One of the API keys configured in API_KEYS or API_KEYS_FILE.",
+        "description": "An API key from API_KEYS or API_KEYS_FILE.",
     }
     assert schemes["HTTPBearer"]["scheme"] == "bearer"
     secured = {
@@ -122,6 +152,8 @@ def test_openapi_declares_the_schemes_on_the_protected_routes_only(keyed: TestCl
         {"APIKeyHeader": []},
         {"HTTPBearer": []},
     ]
+    # NB: no token is configured, so no OAuth2 scheme is declared.
+    assert set(schemes) == {"APIKeyHeader", "HTTPBearer"}
 
 
 def test_openapi_declares_no_security_when_keys_are_off(client: TestClient) -> None:
@@ -139,7 +171,10 @@ def test_keys_come_from_the_environment_and_a_secrets_file(
     monkeypatch.setenv("API_KEYS", f"{KEY}, {KEY}")
     monkeypatch.setenv("API_KEYS_FILE", str(secrets))
 
-    assert Settings().api_keys == (KEY, OTHER_KEY)
+    keys = Settings().api_keys
+    assert [key.secret for key in keys] == [KEY, OTHER_KEY]
+    # NB: the one-key-a-line form has every scope, and a name that is not the key.
+    assert all(key.scopes is None and key.name.startswith("key-") and key.name not in KEY for key in keys)
 
 
 @pytest.mark.parametrize(
@@ -200,9 +235,149 @@ def test_every_key_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch)
         return real_compare_digest(a, b)
 
     monkeypatch.setattr("facade.core.security.hmac.compare_digest", compare_digest)
-    keys = ApiKeys([KEY, OTHER_KEY, "third-key-xxxxxxxxxxxx"])
+    keys = ApiKeys(
+        [unnamed_key(KEY), unnamed_key(OTHER_KEY), ApiKey("third", frozenset(), "third-key-xxxxxxxx")]
+    )
 
     assert keys.accepts(KEY)
     assert not keys.accepts("short")
     # NB: all three keys each time, even after a match, over digests of one length.
     assert compared == [64] * 6
+
+
+# --- named keys and scopes ------------------------------------------------------------------------
+
+
+def test_a_named_key_reaches_the_routes_its_scopes_allow(scoped: TestClient) -> None:
+    reader = {"X-API-Key": READER_KEY}
+
+    assert scoped.get("/api/v1/model/info", headers=reader).status_code == 200
+    assert scoped.get("/api/v1/model/card", headers=reader).status_code == 200
+    refused = scoped.post("/api/v1/predict", json=APPROVED, headers=reader)
+    assert refused.status_code == 403
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["type"].endswith("/insufficient-scope")
+    assert SCOPE_PREDICT in refused.json()["detail"]
+    challenge = refused.headers["www-authenticate"]
+    assert 'error="insufficient_scope"' in challenge
+    assert f'scope="{SCOPE_PREDICT}"' in challenge
+    assert READER_KEY not in refused.text
+    assert scoped.post("/api/v1/predict", json=APPROVED, headers={"X-API-Key": KEY}).status_code == 200
+
+
+def test_the_key_name_goes_to_the_access_log_never_the_key(
+    scoped: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    scoped.post("/api/v1/predict", json=APPROVED, headers={"Authorization": f"Bearer {KEY}"})
+    scoped.get("/api/v1/model/info", headers={"X-API-Key": READER_KEY})
+    scoped.post("/api/v1/predict", json=APPROVED, headers={"X-API-Key": READER_KEY})
+
+    lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == "facade.access"]
+    assert [(line["route"], line["status"], line["client"]) for line in lines] == [
+        ("/api/v1/predict", 200, "scoring-app"),
+        ("/api/v1/model/info", 200, "model-reader"),
+        ("/api/v1/predict", 403, "model-reader"),
+    ]
+    everything = "\n".join(JsonFormatter().format(r) for r in caplog.records)
+    assert KEY not in everything
+    assert READER_KEY not in everything
+
+
+def test_a_route_gets_the_principal_and_finds_it_on_the_request(
+    settings: Settings, upstream: respx.MockRouter
+) -> None:
+    """The interface other routes (decision records) build on: require_scope returns the principal."""
+    keys = (ApiKey("model-reader", frozenset({SCOPE_MODEL_READ}), READER_KEY),)
+    app = create_app(settings.model_copy(update={"_api_keys": keys}))
+
+    @app.get("/whoami")
+    async def whoami(
+        request: Request, principal: Annotated[Principal, Depends(require_scope(SCOPE_MODEL_READ))]
+    ) -> dict[str, object]:
+        return {
+            "name": principal.name,
+            "kind": principal.kind,
+            "scopes": sorted(principal.scopes),
+            "on_request": request.state.principal is principal,
+        }
+
+    with TestClient(app) as client:
+        answer = client.get("/whoami", headers={"X-API-Key": READER_KEY}).json()
+        assert client.get("/whoami").status_code == 401
+
+    assert answer == {
+        "name": "model-reader",
+        "kind": "api_key",
+        "scopes": [SCOPE_MODEL_READ],
+        "on_request": True,
+    }
+
+
+def test_with_nothing_configured_the_principal_is_anonymous_with_every_scope(
+    settings: Settings, upstream: respx.MockRouter
+) -> None:
+    app = create_app(settings)
+
+    @app.get("/whoami")
+    async def whoami(
+        principal: Annotated[Principal, Depends(require_scope(SCOPE_PREDICT))],
+    ) -> dict[str, object]:
+        return {"name": principal.name, "kind": principal.kind, "scopes": sorted(principal.scopes)}
+
+    with TestClient(app) as client:
+        answer = client.get("/whoami").json()
+
+    assert answer == {"name": "anonymous", "kind": "anonymous", "scopes": sorted(ALL_SCOPES)}
+
+
+def test_auth_failures_are_counted_by_reason(scoped: TestClient) -> None:
+    def count(reason: str) -> float:
+        return REGISTRY.get_sample_value("credit_auth_failures_total", {"reason": reason}) or 0.0
+
+    before = {reason: count(reason) for reason in ("missing", "unknown_key", "insufficient_scope")}
+    scoped.post("/api/v1/predict", json=APPROVED)
+    scoped.post("/api/v1/predict", json=APPROVED, headers={"X-API-Key": "not-a-configured-key-000"})
+    scoped.post("/api/v1/predict", json=APPROVED, headers={"X-API-Key": READER_KEY})
+
+    assert {reason: count(reason) - before[reason] for reason in before} == {
+        "missing": 1,
+        "unknown_key": 1,
+        "insufficient_scope": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (f"bad name!:{SCOPE_PREDICT}:{KEY}", "line 1: a key's name must be"),
+        (f"app::{KEY}", "names no scope"),
+        (f"app:Credit Predict:{KEY}", "malformed scope"),
+        (f"app:{SCOPE_PREDICT}:short", "at least 16 printable ASCII characters"),
+        (f"app:{SCOPE_PREDICT}:{KEY}\nother:{SCOPE_MODEL_READ}:{KEY}", "repeats another key"),
+        (f"app:{SCOPE_PREDICT}:{KEY}\napp:{SCOPE_PREDICT}:{OTHER_KEY}", "share a name"),
+    ],
+    ids=["bad-name", "no-scope", "malformed-scope", "short-key", "same-key-twice", "same-name-twice"],
+)
+def test_malformed_key_lines_are_refused_without_quoting_the_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, lines: str, message: str
+) -> None:
+    (tmp_path / "keys").write_text(lines + "\n")
+    monkeypatch.setenv("API_KEYS_FILE", str(tmp_path / "keys"))
+
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+
+    assert message in str(caught.value)
+    assert KEY not in str(caught.value)
+    assert OTHER_KEY not in str(caught.value)
+
+
+def test_a_key_with_a_scope_the_api_lacks_stops_the_start(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "keys").write_text(f"app:credit:everything:{KEY}\n")
+    monkeypatch.setenv("API_KEYS_FILE", str(tmp_path / "keys"))
+    keys = Settings().api_keys
+
+    with pytest.raises(ValueError, match="API key 'app' names an unknown scope 'credit:everything'"):
+        create_app(settings.model_copy(update={"_api_keys": keys}))

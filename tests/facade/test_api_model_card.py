@@ -68,4 +68,4 @@ def test_model_card_is_declared_as_markdown_in_openapi(client: TestClient) -> No
     operation = client.get("/openapi.json").json()["paths"]["/api/v1/model/card"]["get"]
 
     assert operation["responses"]["200"]["content"] == {"text/markdown": {"schema": {"type": "string"}}}
-    assert set(operation["responses"]) == {"200", "401", "500", "503"}
+    assert set(operation["responses"]) == {"200", "401", "403", "429", "500", "503"}

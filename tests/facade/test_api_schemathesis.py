@@ -18,6 +18,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.python.asgi import shutdown_lifespans
 
 from facade.core.config import Settings
+from facade.core.security import unnamed_key
 from facade.main import create_app
 from tests.facade.facade_fakes import (
     RUN_BODY,
@@ -53,7 +54,9 @@ _config = SchemathesisConfig.from_dict(
     }
 )
 schema = schemathesis.openapi.from_asgi(
-    "/openapi.json", create_app(_settings.model_copy(update={"_api_keys": (API_KEY,)})), config=_config
+    "/openapi.json",
+    create_app(_settings.model_copy(update={"_api_keys": (unnamed_key(API_KEY),)})),
+    config=_config,
 )
 
 

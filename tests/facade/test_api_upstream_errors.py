@@ -20,7 +20,7 @@ STACK_TRACE = 'Traceback (most recent call last):\n  File "/srv/mlflow/pyfunc/sc
 REASON = {"code": "DEROGATORY_MARKS", "description": "Number of derogatory marks", "contribution": 0.2}
 FIVE_REASONS = [
     {"code": code, "description": "", "contribution": 0.1 - i / 100}
-    for i, code in enumerate(["DEBT_TO_INCOME", "LOAN_TO_INCOME", "INCOME", "AGE", "LOAN_INTENT"])
+    for i, code in enumerate(["DEBT_TO_INCOME", "LOAN_TO_INCOME", "INCOME", "TOTAL_DEBT", "LOAN_INTENT"])
 ]
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from facade.core.config import Settings, get_settings
+from tests.pki import issue, make_ca
 
 
 def test_defaults() -> None:
@@ -115,3 +117,77 @@ def test_refuses_unsafe_configuration(bad: dict[str, object]) -> None:
 
 def test_urls_lose_their_trailing_slash() -> None:
     assert Settings(SCORING_URL="http://scoring:5002/").SCORING_URL == "http://scoring:5002"
+
+
+def test_the_readme_configuration_table_names_every_setting() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("## Configuration (facade)", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+
+    missing = [
+        name for name in Settings.model_fields if not any(f"`{name}`" in row.split("|")[1] for row in rows)
+    ]
+    assert not missing, f"settings without a row in the README's configuration table: {missing}"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TLS_CERT_FILE": "{cert}"}, "TLS_CERT_FILE and TLS_KEY_FILE go together"),
+        ({"TLS_CLIENT_CA_FILE": "{ca}"}, "needs TLS_CERT_FILE and TLS_KEY_FILE"),
+        (
+            {"TLS_CERT_FILE": "{cert}", "TLS_KEY_FILE": "{key}", "TLS_CLIENTS_FILE": "{clients}"},
+            "TLS_CLIENTS_FILE needs mutual TLS",
+        ),
+        ({"TLS_CERT_FILE": "{cert}", "TLS_KEY_FILE": "{other_key}"}, "the TLS files cannot be loaded"),
+        ({"TLS_CERT_FILE": "{cert}", "TLS_KEY_FILE": "/nonexistent.key"}, "the TLS files cannot be loaded"),
+        (
+            {"TLS_CERT_FILE": "{cert}", "TLS_KEY_FILE": "{key}", "TLS_CLIENT_CA_FILE": "{ca}",
+             "TLS_CLIENTS_FILE": "{bad_clients}"},
+            "TLS_CLIENTS_FILE line 1 must be common-name:scope,scope",
+        ),
+    ],
+    ids=["cert-without-key", "ca-without-cert", "clients-without-ca", "key-of-another-cert", "missing-key",
+         "bad-clients-line"],
+)  # fmt: skip
+def test_inconsistent_tls_settings_are_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    ca = make_ca(tmp_path, "ca")
+    server = issue(ca, tmp_path, "server", server=True)
+    other = issue(ca, tmp_path, "other", server=True)
+    (tmp_path / "clients").write_text("app:credit:predict\n")
+    (tmp_path / "bad_clients").write_text("an app with spaces:credit:predict\n")
+    files = {
+        "cert": server.cert_file,
+        "key": server.key_file,
+        "other_key": other.key_file,
+        "ca": ca.cert_file,
+        "clients": tmp_path / "clients",
+        "bad_clients": tmp_path / "bad_clients",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.format(**files))
+
+    with pytest.raises(ValidationError, match=message) as caught:
+        Settings()
+    assert "PRIVATE KEY" not in str(caught.value)
+
+
+def test_tls_settings_with_clients_load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    ca = make_ca(tmp_path, "ca")
+    server = issue(ca, tmp_path, "server", server=True)
+    (tmp_path / "clients").write_text(
+        "# common-name:scope,scope\nloan-origination:credit:predict, credit:model:read\n"
+    )
+    monkeypatch.setenv("TLS_CERT_FILE", str(server.cert_file))
+    monkeypatch.setenv("TLS_KEY_FILE", str(server.key_file))
+    monkeypatch.setenv("TLS_CLIENT_CA_FILE", str(ca.cert_file))
+    monkeypatch.setenv("TLS_CLIENTS_FILE", str(tmp_path / "clients"))
+
+    settings = Settings()
+
+    assert settings.tls_enabled
+    assert settings.mutual_tls
+    assert settings.auth_enabled
+    assert settings.tls_clients == {"loan-origination": frozenset({"credit:predict", "credit:model:read"})}

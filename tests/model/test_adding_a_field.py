@@ -1,10 +1,11 @@
 """Adding an applicant field touches model_code/schema.py and nothing else: every stage follows it.
 
-A copy of the code gets one more field (``num_inquiries``, with its reason code) in its schema and
-its two example applicants, and nothing more; then, in that copy, the generator, the pipeline, the
-fast path, the pyfunc's checks, signature and reasons, the drift reference and the facade's
-request model, reason catalogue and output parsing must all carry the new field. (The README's
-field table is held to the schema by its own test.)
+A copy of the code gets one more field (``num_inquiries``, with its reason code, its direction and
+its policy step) in its schema and its two example applicants, and nothing more; then, in that
+copy, the generator, the pipeline and its monotonic constraints, the fast path, the policy gate,
+the pyfunc's checks, signature and reasons, the drift reference and the facade's request model,
+reason catalogue and output parsing must all carry the new field. (The README's field table is
+held to the schema by its own test.)
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ NEW_FEATURE = """    Feature(
         0,
         30,
         reason=Reason("NUM_INQUIRIES", "Number of recent credit inquiries"),
+        direction="up",
+        step=Step(offset=1),
     ),
 """
 
@@ -44,8 +47,9 @@ from model_code.reasons import REASONS_BY_CODE, reason_for_column
 from model_code.schema import EXAMPLE_APPLICANTS
 from model_code.validation import validate
 from training.data import TARGET, generate_applicants
+from training.policy import policy_report
 from training.reference import drift_reference
-from training.train import build_pipeline, fit, split
+from training.train import build_pipeline, fit, monotonic_constraints, split
 
 for package in (facade, model_code, training):
     assert package.__file__.startswith(COPY), package.__file__
@@ -56,6 +60,7 @@ assert applicants["num_inquiries"].between(0, 30).all()
 pipeline = fit(build_pipeline(10, 8, 5, seed=1), split(frame, seed=1).train)
 encoded = list(pipeline.named_steps["preprocess"].get_feature_names_out())
 assert "num_inquiries" in encoded and reason_for_column("num_inquiries") == "NUM_INQUIRIES"
+assert monotonic_constraints()[encoded.index("num_inquiries")] == 1
 assert REASONS_BY_CODE["NUM_INQUIRIES"].description == "Number of recent credit inquiries"
 assert "num_inquiries" in [f["name"] for f in model_metadata()["features"]]
 
@@ -66,6 +71,10 @@ checked = validate(model_input(applicants.head(500)))
 np.testing.assert_array_equal(
     model.fast.explain(checked).risk, pipeline.predict_proba(checked.to_frame())[:, 1]
 )
+report = policy_report(lambda frame: model.fast.explain(validate(frame)).risk, applicants.head(300))
+(inquiries,) = [check for check in report.fields if check.field == "num_inquiries"]
+assert inquiries.moved == 300 - int((applicants.head(300)["num_inquiries"] == 30).sum())
+assert report.violations == 0
 out = model.predict(None, model_input(list(EXAMPLE_APPLICANTS.values())))
 rows = [ScoredRow.model_validate(row) for row in out.to_dict("records")]
 assert [row.prediction for row in rows] == ["APPROVED", "REJECTED"]

@@ -46,7 +46,7 @@ def test_inputs_on_and_next_to_split_thresholds_round_like_scikit_learn(
     small_pipeline: Pipeline, fast: FastPipeline
 ) -> None:
     """Values that float32 cannot represent, placed at the forest's own thresholds."""
-    base = encode(validate(generate_applicants(400, seed=5).drop(columns=[TARGET])))
+    base = fast.features(validate(generate_applicants(400, seed=5).drop(columns=[TARGET])))
     tree = small_pipeline.named_steps["model"].estimators_[0].tree_
     splits = [(f, t) for f, t in zip(tree.feature, tree.threshold, strict=True) if f >= 0][:200]
     rows = base[: len(splits)].copy()
@@ -66,3 +66,14 @@ def test_fast_encoder_layout_is_the_column_transformers(small_pipeline: Pipeline
 
     assert list(fitted.get_feature_names_out()) == encoded_feature_names()
     np.testing.assert_array_equal(encode(applicants), fitted.transform(frame))
+
+
+def test_the_forest_input_with_its_monotone_index_is_the_pipelines(
+    small_pipeline: Pipeline, fast: FastPipeline
+) -> None:
+    applicants = validate(generate_applicants(300, seed=9).drop(columns=[TARGET]))
+
+    expected = small_pipeline[:-1].transform(applicants.to_frame())
+
+    assert list(small_pipeline[:-1].get_feature_names_out())[-1] == "monotone_index"
+    np.testing.assert_array_equal(fast.features(applicants), expected)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 
-from facade.api.deps import RegistryDep, ServiceDep, SettingsDep, require_api_key
+from facade.api.deps import RegistryDep, ServiceDep, SettingsDep
 from facade.api.openapi import problem_responses
 from facade.errors import RegistryUnavailable
 from facade.metrics import AGREEMENTS
@@ -17,17 +17,18 @@ from facade.schemas import (
     ShadowPublic,
     features_public,
 )
+from facade.security import SCOPE_MODEL_READ, require_scope
 from facade.service import PredictionService
 from model_code.tracking import MODEL_CARD_ARTIFACT
 
-router = APIRouter(prefix="/model", tags=["model"], dependencies=[Depends(require_api_key)])
+router = APIRouter(prefix="/model", tags=["model"], dependencies=[Depends(require_scope(SCOPE_MODEL_READ))])
 
 
 class MarkdownResponse(PlainTextResponse):
     media_type = "text/markdown"
 
 
-@router.get("/info", response_model=ModelInfoPublic, responses=problem_responses(401, 500, 503))
+@router.get("/info", response_model=ModelInfoPublic, responses=problem_responses(401, 403, 429, 500, 503))
 async def model_info(settings: SettingsDep, service: ServiceDep, registry: RegistryDep) -> ModelInfoPublic:
     """Describe the model answering now (asked of the scoring server, not assumed from the alias)."""
     scored = await service.warm_up()
@@ -99,7 +100,7 @@ def _challenger(service: PredictionService) -> ChallengerPublic | None:
             ),
             "content": {"text/markdown": {"schema": {"type": "string"}}},
         },
-        **problem_responses(401, 500),
+        **problem_responses(401, 403, 429, 500),
         503: {
             **problem_responses(503)[503],
             "description": (

@@ -8,13 +8,7 @@ from uuid import uuid4
 
 from fastapi import APIRouter, Body, Depends, Request
 
-from facade.api.deps import (
-    ServiceDep,
-    limit_batch_size,
-    limit_in_flight,
-    require_api_key,
-    require_json,
-)
+from facade.api.deps import ServiceDep, limit_batch_size, limit_in_flight, require_json
 from facade.api.openapi import problem_responses
 from facade.contract import ScoredRow, public_values
 from facade.core.middleware import annotate_access_log
@@ -28,16 +22,18 @@ from facade.schemas import (
     applicant_examples,
     batch_examples,
 )
+from facade.security import SCOPE_PREDICT, require_scope
 from model_code.contract import APPROVED
 
-# NB: in this order: who is asking (401), what was sent (415), then a slot in flight (503). The
+# NB: in this order: who is asking, may it and is its quota left (401, 403, 429), what was sent
+# (415), then a slot in flight (503). The
 # slot is given back when the handler returns (scope="function"), before the answer is sent, so a
 # client that sends its next request on receiving this answer finds the slot free.
 router = APIRouter(
     prefix="/predict",
     tags=["predict"],
     dependencies=[
-        Depends(require_api_key),
+        Depends(require_scope(SCOPE_PREDICT)),
         Depends(require_json),
         Depends(limit_in_flight, scope="function"),
     ],
@@ -55,7 +51,7 @@ def _public(row: ScoredRow, model_version: str, at: datetime) -> PredictionPubli
 @router.post(
     "",
     response_model=PredictionPublic,
-    responses=problem_responses(400, 401, 413, 415, 422, 500, 502, 503, 504),
+    responses=problem_responses(400, 401, 403, 413, 415, 422, 429, 500, 502, 503, 504),
 )
 async def predict(
     request: Request,
@@ -72,7 +68,7 @@ async def predict(
 @router.post(
     "/batch",
     response_model=BatchPredictionPublic,
-    responses=problem_responses(400, 401, 413, 415, 422, 500, 502, 503, 504),
+    responses=problem_responses(400, 401, 403, 413, 415, 422, 429, 500, 502, 503, 504),
     dependencies=[Depends(limit_batch_size)],
 )
 async def predict_batch(

@@ -1,9 +1,10 @@
 # Images of the Compose stack, one Dockerfile with two final targets:
 #   facade  the FastAPI facade (`python -m facade`): only the `facade` extra, no mlflow, pandas or
 #           scikit-learn (the facade never imports them)
-#   mlflow  mlflow 3.17.2 with the `model` and `server` extras (the PostgreSQL driver, the
-#           tracking server's Prometheus exporter): the tracking server, the `mlflow run .`
-#           training job and `mlflow models serve` all run from it
+#   mlflow  mlflow 3.17.2 with the `model`, `server` and `serving` extras (the PostgreSQL driver,
+#           the tracking server's Prometheus exporter, the serving supervisor's few packages): the
+#           tracking server, the `mlflow run .` training job and the serving supervisor (which runs
+#           `mlflow models serve`) all run from it
 # Build one with `docker build --target facade -t credit-score-api .` (Compose builds both;
 # `python -m scripts.containers images` builds both with buildah, see the README).
 #
@@ -39,7 +40,7 @@ COPY pyproject.toml ./
 # only facade/ and model_code's stdlib-only modules (the schema, the reason catalogue and score
 # scale, the PSI computation, the output contract, the tracking names), never training/ or the
 # pyfunc.
-RUN python -c "import tomllib; extras = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']; images = {'facade': ['facade'], 'model': ['model', 'server']}; [open(f'/tmp/requirements-{image}.txt', 'w').write('\n'.join(r for name in names for r in extras[name]) + '\n') for image, names in images.items()]"
+RUN python -c "import tomllib; extras = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']; images = {'facade': ['facade'], 'model': ['model', 'server', 'serving']}; [open(f'/tmp/requirements-{image}.txt', 'w').write('\n'.join(r for name in names for r in extras[name]) + '\n') for image, names in images.items()]"
 
 # NB: what no service runs is dropped from the prefix before it is copied: the packages' own
 # test suites (pandas, scipy, numpy, scikit-learn, pyarrow: about 125 MB) and C, C++ and Cython
@@ -59,7 +60,7 @@ FROM python-base AS facade
 
 COPY --from=builder-facade /install/facade /usr/local
 # NB: sources stay owned by root: the service user can read them but not change them.
-COPY model_code/__init__.py model_code/schema.py model_code/reasons.py model_code/drift.py model_code/contract.py model_code/tracking.py model_code/
+COPY model_code/__init__.py model_code/schema.py model_code/reasons.py model_code/drift.py model_code/contract.py model_code/tracking.py model_code/rollout.py model_code/
 COPY facade/ facade/
 
 # NB: the facade defaults to 127.0.0.1 for `make run`; inside a container it must listen on
@@ -87,6 +88,7 @@ COPY --from=builder-model /install/model /usr/local
 COPY MLproject conda.yaml pyproject.toml ./
 COPY model_code/ model_code/
 COPY training/ training/
+COPY serving/ serving/
 
 # NB: the sources stay root-owned and read-only; the service user may write only where it must:
 # data/ (the `generate_data` entry point's default output) and /mlartifacts (the tracking
@@ -102,10 +104,10 @@ ENV MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
     GIT_PYTHON_REFRESH=quiet
 
 USER app
-EXPOSE 5001 5002
+EXPOSE 5001 5002 5003
 
-# NB: suits the tracking server (the default command); Compose overrides it for the scoring
-# server (/ping on 5002) and disables it for the one-shot training job.
+# NB: suits the tracking server (the default command); Compose overrides it for the serving
+# supervisor (/ping on 5002, answered once a champion is served) and disables it for the training job.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=5 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5001/health', timeout=4)"]
 

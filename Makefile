@@ -5,12 +5,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell $(PYTHON) -c 'import hashlib,sys;print(hashlib.sha1(open("pyproject.toml","rb").read()).hexdigest()[:12])')
 
-.PHONY: install run test lint format clean bench bench-spark loadtest
+.PHONY: install run test lint format clean bench bench-spark bench-rollout loadtest
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[model,server,facade,spark,dev]"
+	$(PY) -m pip install --quiet -e ".[model,server,serving,facade,spark,dev]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -27,6 +27,11 @@ test: install
 # venvs are made on first use and cached); BENCH_ARGS="--json bench.json" keeps it, "--peers none" skips them.
 bench: install
 	$(PY) -m scripts.bench $(BENCH_ARGS)
+
+# A champion rollout under load (time to the new version's first answer, failed requests) and the
+# challenger's shadow at 0.1 against none at 32 clients; BENCH_ROLLOUT_ARGS="--json rollout.json" keeps it.
+bench-rollout: install
+	$(PY) -m scripts.bench_rollout $(BENCH_ROLLOUT_ARGS)
 
 # Batch scoring on Spark (local[2], 1,000,000 rows) against in-process predict of the same rows.
 bench-spark: install

@@ -34,10 +34,12 @@ from facade.core.middleware import (
 )
 from facade.core.tokens import JwksKeys
 from facade.drift import DriftMonitor
-from facade.metrics import DRIFT_PSI, MODEL_LOADED, PREDICTIONS_IN_FLIGHT
+from facade.metrics import DRIFT_PSI, MODEL_LOADED, PREDICTIONS_IN_FLIGHT, SHADOW_QUEUED
 from facade.records.store import DecisionStore
 from facade.security import access as access_control
 from facade.service import Batching, PredictionService
+from facade.shadow import Shadow
+from facade.upstream.backends import Role, ScoringBackends
 from facade.upstream.breaker import CircuitBreaker
 from facade.upstream.metrics import CIRCUIT_OPEN
 from facade.upstream.registry import RegistryClient
@@ -48,6 +50,10 @@ logger = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 # Where /docs and /redoc load Swagger UI and ReDoc from: this app, not a CDN (fastapi-offline ships them).
 DOCS_ASSETS = "/docs/assets"
+# NB: the supervisor's state is small and local; a slow answer must not hold a poll (or a request
+# waiting on a re-read after a failed connection) for long.
+SUPERVISOR_TIMEOUT = httpx.Timeout(2.0, connect=1.0)
+SHADOW_LIMITS = httpx.Limits(max_connections=2, max_keepalive_connections=2)
 
 
 class State(TypedDict):
@@ -69,18 +75,42 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
     # admitted request never waits in the pool (its pool timeout would turn into a 504).
     connections = settings.MAX_IN_FLIGHT + 4
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    breaker = CircuitBreaker(settings.BREAKER_FAILURE_THRESHOLD, settings.BREAKER_COOL_DOWN_SECONDS)
-    # NB: trust_env=False: both upstreams are internal services; an HTTP(S)_PROXY meant for
+
+    def breaker() -> CircuitBreaker:
+        return CircuitBreaker(settings.BREAKER_FAILURE_THRESHOLD, settings.BREAKER_COOL_DOWN_SECONDS)
+
+    def connect(url: str, role: Role) -> tuple[ScoringClient, httpx.AsyncClient]:
+        """The client of one scoring server the supervisor names, with a breaker of its own."""
+        if role == "champion":
+            http = httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits, trust_env=False)
+            return ScoringClient(http, breaker(), settings.UPSTREAM_RETRY_ATTEMPTS), http
+        # NB: the shadow's worker makes one call at a time, never retried: a failing challenger costs
+        # one call's deadline, and its failures are the shadow's metrics, not the champion's.
+        http = httpx.AsyncClient(base_url=url, timeout=timeout, limits=SHADOW_LIMITS, trust_env=False)
+        return ScoringClient(http, breaker(), 1, name="challenger", instrumented=False), http
+
+    # NB: trust_env=False: every upstream is an internal service; an HTTP(S)_PROXY meant for
     # outbound traffic must not capture them.
-    async with (
-        httpx.AsyncClient(
-            base_url=settings.SCORING_URL, timeout=timeout, limits=limits, trust_env=False
-        ) as scoring_http,
-        httpx.AsyncClient(
-            base_url=settings.MLFLOW_TRACKING_URI, timeout=timeout, trust_env=False
-        ) as registry_http,
-        AsyncExitStack() as stack,
-    ):
+    async with AsyncExitStack() as stack:
+        scoring_http = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=settings.SCORING_URL, timeout=timeout, limits=limits, trust_env=False)
+        )
+        registry_http = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=settings.MLFLOW_TRACKING_URI, timeout=timeout, trust_env=False)
+        )
+        supervisor_http = None
+        if settings.SUPERVISOR_URL is not None:
+            supervisor_http = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=settings.SUPERVISOR_URL, timeout=SUPERVISOR_TIMEOUT, trust_env=False
+                )
+            )
+        backends = ScoringBackends(
+            ScoringClient(scoring_http, breaker(), settings.UPSTREAM_RETRY_ATTEMPTS),
+            connect,
+            supervisor_http,
+            settings.SUPERVISOR_POLL_SECONDS,
+        )
         jwks_http = None
         if settings.OAUTH_JWKS_URL:
             jwks_http = await stack.enter_async_context(access_control.jwks_client(settings))
@@ -92,20 +122,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         registry = RegistryClient(registry_http, settings.MODEL_NAME)
         drift = DriftMonitor(registry, settings.DRIFT_WINDOW_SIZE, settings.DRIFT_MIN_SAMPLES)
         records = await stack.enter_async_context(_decision_records(settings))
-        service = PredictionService(
-            ScoringClient(scoring_http, breaker, settings.UPSTREAM_RETRY_ATTEMPTS),
-            registry,
-            drift,
-            _batching(settings),
-            records,
-        )
+        shadow = None
+        if settings.SHADOW_SAMPLE_RATE > 0:
+            shadow = Shadow(backends, registry, settings.SHADOW_SAMPLE_RATE, settings.SHADOW_QUEUE_SIZE)
+        service = PredictionService(backends, registry, drift, _batching(settings), records, shadow)
         # NB: the gauges read the state they mirror at scrape time; the last app started is the one
         # a process exports (one per process outside tests).
         limiter: InFlightLimiter = app.state.limiter
-        CIRCUIT_OPEN.set_function(lambda: float(breaker.failing_fast))
+        CIRCUIT_OPEN.set_function(lambda: float(backends.champion.breaker.failing_fast))
         MODEL_LOADED.set_function(lambda: float(service.model_loaded))
         PREDICTIONS_IN_FLIGHT.set_function(lambda: float(limiter.in_flight))
+        SHADOW_QUEUED.set_function(lambda: float(shadow.queued if shadow is not None else 0))
         DRIFT_PSI.attach(drift.psi)
+        await backends.start()
+        stack.push_async_callback(backends.stop)
         service.start()
         try:
             yield {"service": service, "access": access}

@@ -100,3 +100,56 @@ class DriftCollector(Collector):
 
 DRIFT_PSI = DriftCollector()
 REGISTRY.register(DRIFT_PSI)
+
+
+# NB: challenger minus champion probability of default lies in [-1, 1]; most pairs of models disagree
+# by a few points at most, so the buckets are finest around 0.
+RISK_DELTA_BUCKETS = (
+    -0.5,
+    -0.25,
+    -0.1,
+    -0.05,
+    -0.02,
+    -0.01,
+    -0.001,
+    0.001,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+)
+AGREEMENTS = ("same", "only_champion_approves", "only_challenger_approves")
+
+SHADOW_SAMPLED = Counter(
+    "credit_shadow_sampled_total",
+    "Scored applications picked (at SHADOW_SAMPLE_RATE) to be scored by the challenger too.",
+)
+SHADOW_COMPARISONS = Counter(
+    "credit_shadow_comparisons_total",
+    "Sampled applications the challenger scored, by how its decision compares with the champion's.",
+    ["agreement"],
+)
+for _agreement in AGREEMENTS:
+    SHADOW_COMPARISONS.labels(_agreement)  # NB: every value exported from the start, at 0
+SHADOW_DROPPED = Counter(
+    "credit_shadow_dropped_total",
+    "Sampled applications not compared because SHADOW_QUEUE_SIZE were already waiting for the challenger.",
+)
+SHADOW_FAILED = Counter(
+    "credit_shadow_failed_total",
+    "Sampled applications the challenger did not score: down, too slow, an error, or no longer served.",
+)
+SHADOW_RISK_DELTA = Histogram(
+    "credit_shadow_risk_delta",
+    "Challenger minus champion probability of default, per compared application.",
+    buckets=RISK_DELTA_BUCKETS,
+)
+SHADOW_DURATION = Histogram(
+    "credit_shadow_request_duration_seconds",
+    "Time of the challenger's scoring calls, made off the request path.",
+    buckets=DURATION_BUCKETS,
+)
+SHADOW_QUEUED = Gauge("credit_shadow_queued", "Sampled applications waiting for the challenger now.")

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 
 from facade.contract import output_fields
 from model_code.contract import DECISIONS
+from model_code.rollout import RolloutPhase
 from model_code.schema import EXAMPLE_APPLICANTS, FEATURES, Feature, Kind
 
 
@@ -146,6 +147,58 @@ class FeaturePublic(BaseModel):
     unit: str | None
 
 
+class RolloutPublic(BaseModel):
+    """The latest move of the served alias, as the serving supervisor reports it."""
+
+    state: RolloutPhase = Field(
+        description="starting or gating: the new version's server is being checked while the old one serves; "
+        "completed: the new version serves; failed: it never got a client request, the old one serves."
+    )
+    version: str = Field(description="The version the alias moved to.")
+    previous_version: str | None = Field(description="The version served before (none at the first start).")
+    reason: str = Field(description="What happened, in words: the gate's verdict when it failed.")
+    started_at: AwareDatetime
+    finished_at: AwareDatetime | None
+    start_seconds: float | None = Field(
+        description="From the rollout's start to its server passing the gate."
+    )
+
+
+class AgreementPublic(BaseModel):
+    """Compared applications by how the two decisions relate."""
+
+    same: int
+    only_champion_approves: int
+    only_challenger_approves: int
+
+
+class ShadowPublic(BaseModel):
+    """How the challenger's decisions compare with the champion's, over what this API instance sampled."""
+
+    sample_rate: float = Field(description="SHADOW_SAMPLE_RATE: the share of scored applications sampled.")
+    champion_version: str | None = Field(description="The champion version of the comparisons below.")
+    challenger_version: str | None = Field(description="The challenger version of the comparisons below.")
+    compared: int = Field(
+        description="Applications both versions scored, since this pair was first compared."
+    )
+    agreement: AgreementPublic
+    agreement_rate: float | None = Field(description="Share of compared applications decided the same way.")
+    mean_risk_delta: float | None = Field(
+        description="Mean of the challenger's minus the champion's probability of default."
+    )
+    since: AwareDatetime | None = Field(description="When this API instance first compared this pair.")
+    dropped: int = Field(description="Sampled applications dropped because the queue was full (since start).")
+    failed: int = Field(description="Sampled applications the challenger did not score (since start).")
+
+
+class ChallengerPublic(BaseModel):
+    """The `@challenger` version, served beside the champion for shadow comparisons only."""
+
+    version: str
+    run_id: str
+    shadow: ShadowPublic | None = Field(description="Absent when SHADOW_SAMPLE_RATE is 0.")
+
+
 class ModelInfoPublic(BaseModel):
     """The model the scoring server is serving now, as the registry knows it."""
 
@@ -159,6 +212,12 @@ class ModelInfoPublic(BaseModel):
         description="Rejection probability at or above which an application is rejected."
     )
     loaded_at: AwareDatetime = Field(description="When this facade first saw this version served.")
+    rollout: RolloutPublic | None = Field(
+        default=None, description="The alias's latest rollout; absent without a serving supervisor."
+    )
+    challenger: ChallengerPublic | None = Field(
+        default=None, description="The challenger served for shadow comparisons, if any."
+    )
 
 
 class HealthPublic(BaseModel):

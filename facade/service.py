@@ -2,8 +2,9 @@
 
 The version is always mapped from the run id the scoring server returned in that very answer,
 never taken from configuration or remembered from an earlier answer. Routes call the one
-``PredictionService`` the app owns; it calls the upstream clients (``facade.upstream``), counts
-decisions, feeds the drift window and knows whether the model was last seen served. With decision
+``PredictionService`` the app owns; it calls the champion's scoring server (whichever
+``facade.upstream.backends`` names now), counts decisions, feeds the drift window, offers a sample
+to the challenger's shadow and knows whether the model was last seen served. With decision
 records on, ``decide`` and ``decide_one`` record every decision (``facade.records``) before they
 return it: a decision whose record cannot be written is refused with RecordUnavailable (503).
 """
@@ -11,23 +12,27 @@ return it: a decision whose record cannot be written is refused with RecordUnava
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 from uuid import UUID, uuid4
 
 from facade.contract import ScoredRow
 from facade.drift import DriftMonitor
-from facade.errors import BadUpstreamResponse, ModelRejectedInput, NotReady, UpstreamError
+from facade.errors import BadUpstreamResponse, ModelRejectedInput, ModelUnavailable, NotReady, UpstreamError
 from facade.metrics import PREDICTION_DURATION, PREDICTIONS
 from facade.records.record import DecisionDraft
 from facade.records.store import DecisionStore
+from facade.shadow import Shadow
+from facade.upstream.backends import ScoringBackends
 from facade.upstream.batching import MicroBatcher
 from facade.upstream.registry import RegistryClient
 from facade.upstream.scoring import ScoringClient
 from model_code.schema import EXAMPLE_APPLICANTS, SCHEMA_VERSION
 
 Application = Mapping[str, object]
+Answer = TypeVar("Answer")
 
 
 @dataclass(frozen=True)
@@ -100,16 +105,18 @@ class PredictionService:
 
     def __init__(
         self,
-        scoring: ScoringClient,
+        backends: ScoringBackends,
         registry: RegistryClient,
         drift: DriftMonitor,
         batching: Batching | None,
         records: DecisionStore | None = None,
+        shadow: Shadow | None = None,
     ) -> None:
-        self.scoring = scoring
+        self.backends = backends
         self.registry = registry
         self.drift = drift
         self.records = records
+        self.shadow = shadow
         # NB: what the model_loaded gauge mirrors: the last upstream answer found the model served
         # and its version known.
         self.model_loaded = False
@@ -125,16 +132,32 @@ class PredictionService:
     def start(self) -> None:
         if self._batcher is not None:
             self._batcher.start()
+        if self.shadow is not None:
+            self.shadow.start()
 
     async def stop(self) -> None:
         if self._batcher is not None:
             await self._batcher.stop()
+        if self.shadow is not None:
+            await self.shadow.stop()
+
+    async def _on_champion(self, call: Callable[[ScoringClient], Awaitable[Answer]]) -> Answer:
+        """``call`` the champion's client; if it cannot be reached and the champion has moved, the new one."""
+        client = self.backends.champion
+        try:
+            return await call(client)
+        except ModelUnavailable:
+            # NB: unreachable or known down (never a timeout or a refusal: the model may have seen those).
+            # A rollout may have stopped the server this facade last knew; read the state again first.
+            if not await self.backends.moved_from(client):
+                raise
+        return await call(self.backends.champion)
 
     async def score(self, applications: Sequence[Application]) -> Scored:
         """Score in one upstream call, count the decisions under the version that answered, watch drift."""
         try:
             start = time.perf_counter()
-            rows = await self.scoring.predict(applications)
+            rows = await self._on_champion(lambda client: client.predict(applications))
             PREDICTION_DURATION.observe(time.perf_counter() - start)
             run_id = _single_run(rows)
             version = await self.registry.version_for_run(run_id)
@@ -147,6 +170,8 @@ class PredictionService:
         for row in rows:
             PREDICTIONS.labels(row.prediction, version).inc()
         self.drift.observe(run_id, applications, [row.risk_score for row in rows])
+        if self.shadow is not None:
+            self.shadow.offer(applications, rows, version)
         return Scored(rows=rows, run_id=run_id, model_version=version)
 
     async def score_one(self, application: Application) -> ScoredOne:
@@ -226,9 +251,9 @@ class PredictionService:
         """
         step = "ping"
         try:
-            await self.scoring.ping()
+            await self._on_champion(lambda client: client.ping())
             step = "warm-up prediction"
-            rows = await self.scoring.predict([EXAMPLE_APPLICANTS["approved"]])
+            rows = await self._on_champion(lambda client: client.predict([EXAMPLE_APPLICANTS["approved"]]))
             run_id = _single_run(rows)
             step = "version lookup"
             version = await self.registry.version_for_run(run_id)

@@ -7,6 +7,7 @@ without mlflow.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Final
 
 # NB: MLflow deprecated registry stages in favour of aliases: training moves `champion` where it used
@@ -25,3 +26,14 @@ THRESHOLD_PARAM: Final = "decision_threshold"
 TEST_METRIC_PREFIX: Final = "test_"
 # The model card training logs at the run's artifact root (and inside the model).
 MODEL_CARD_ARTIFACT: Final = "model_card.md"
+
+
+def version_of_run(versions: Iterable[str]) -> str | None:
+    """The registered version that names a run's model: the highest of those registered from it.
+
+    NB: a run registered twice (v2 and v3 from one run) answers with one run id; the facade reports
+    the highest version for it, and the serving supervisor's gate refuses to serve the lower one,
+    whose answers would be reported under the other's number.
+    """
+    numbers = [int(version) for version in versions if version.isdigit()]
+    return str(max(numbers)) if numbers else None

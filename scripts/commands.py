@@ -67,6 +67,14 @@ def model_server(model_uri: str, host: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
+def serving_supervisor() -> list[str]:
+    """The serving supervisor (reads MLFLOW_TRACKING_URI, MODEL_NAME, SCORING_PORT... from the environment).
+
+    NB: the `mlflow models serve` command of each version it starts is ``serving.servers.serve_command``.
+    """
+    return [sys.executable, "-m", "serving"]
+
+
 def facade() -> list[str]:
     """The FastAPI facade (reads HOST, PORT, SCORING_URL, MLFLOW_TRACKING_URI... from the environment)."""
     return [sys.executable, "-m", "facade"]

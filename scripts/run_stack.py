@@ -1,8 +1,9 @@
 """``make run``: the whole local stack in one command, stopped cleanly by Ctrl-C.
 
 Starts an MLflow tracking server (SQLite + local artifacts, job execution off), trains with
-``mlflow run .`` when the registry has no champion yet, serves the champion with
-``mlflow models serve``, starts the facade (recording decisions in SQLite under ``RUN_DIR``),
+``mlflow run .`` when the registry has no champion yet, starts the serving supervisor (which serves
+the champion with ``mlflow models serve`` and follows the alias when it moves), starts the facade
+(recording decisions in SQLite under ``RUN_DIR``),
 waits for its readiness and prints where things are.
 Every process it starts is stopped (by process group) when it exits; re-running reuses the
 trained model kept in ``RUN_DIR``.
@@ -35,6 +36,7 @@ class StackConfig:
     host: str
     mlflow_port: int
     scoring_port: int
+    supervisor_port: int
     api_port: int
     run_dir: Path
     model_name: str
@@ -48,6 +50,7 @@ class StackConfig:
             host=env.get("STACK_HOST", "127.0.0.1"),
             mlflow_port=int(env.get("MLFLOW_PORT", "5001")),
             scoring_port=int(env.get("SCORING_PORT", "5002")),
+            supervisor_port=int(env.get("SUPERVISOR_PORT", "5003")),
             api_port=int(env.get("API_PORT", "8000")),
             run_dir=Path(env.get("RUN_DIR", PROJECT_ROOT / ".run")).resolve(),
             model_name=env.get("MODEL_NAME", "credit-score"),
@@ -112,11 +115,12 @@ class Stack:
 
     def up(self) -> None:
         c = self.config
-        busy = [p for p in (c.mlflow_port, c.scoring_port, c.api_port) if not port_is_free(c.host, p)]
+        ports = (c.mlflow_port, c.scoring_port, c.supervisor_port, c.api_port)
+        busy = [p for p in ports if not port_is_free(c.host, p)]
         if busy:
             raise SystemExit(
                 f"[make run] port(s) {busy} on {c.host} are in use; stop what holds them or set "
-                "MLFLOW_PORT / SCORING_PORT / API_PORT"
+                "MLFLOW_PORT / SCORING_PORT / SUPERVISOR_PORT / API_PORT"
             )
         c.run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -139,13 +143,22 @@ class Stack:
             if not champion_exists(c):
                 raise SystemExit(f"[make run] training finished but there is no @{c.model_alias}")
 
-        scoring = self.start(
-            "scoring-server",
-            commands.model_server(f"models:/{c.model_name}@{c.model_alias}", c.host, c.scoring_port),
-            _child_env(c),
+        # NB: ROLLOUT_POLL_SECONDS, SHADOW_SAMPLE_RATE and the other ROLLOUT_* settings pass through
+        # from the environment; the stable port's /ping answers once the champion's server passed its gate.
+        supervisor = self.start(
+            "serving-supervisor",
+            commands.serving_supervisor(),
+            _child_env(
+                c,
+                MODEL_NAME=c.model_name,
+                MODEL_ALIAS=c.model_alias,
+                SERVING_HOST=c.host,
+                SCORING_PORT=str(c.scoring_port),
+                SUPERVISOR_PORT=str(c.supervisor_port),
+            ),
         )
-        scoring.wait_http(f"http://{c.host}:{c.scoring_port}/ping", timeout=180)
-        _say(f"scoring server ready at http://{c.host}:{c.scoring_port}/invocations")
+        supervisor.wait_http(f"http://{c.host}:{c.scoring_port}/ping", timeout=300)
+        _say(f"champion served; raw scoring at http://{c.host}:{c.scoring_port}/invocations")
 
         api = self.start(
             "facade",
@@ -155,6 +168,7 @@ class Stack:
                 HOST=c.host,
                 PORT=str(c.api_port),
                 SCORING_URL=f"http://{c.host}:{c.scoring_port}",
+                SUPERVISOR_URL=f"http://{c.host}:{c.supervisor_port}",
                 MODEL_NAME=c.model_name,
                 MODEL_ALIAS=c.model_alias,
                 # NB: every decision is recorded before it is answered; the embedded store is SQLite
@@ -174,7 +188,8 @@ class Stack:
 Credit Score stack is ready (Ctrl-C stops everything):
   API            {api}/api/v1   (docs: {api}/docs, redoc: {api}/redoc)
   Metrics        {api}/metrics
-  Scoring server http://{c.host}:{c.scoring_port}/invocations
+  Scoring server http://{c.host}:{c.scoring_port}/invocations   (the champion, whichever version)
+  Serving state  http://{c.host}:{c.supervisor_port}/state
   MLflow UI      {c.tracking_uri}
   Decisions      {api}/api/v1/decisions   (recorded in {self.records_path})
 

@@ -32,6 +32,15 @@ logger = logging.getLogger(__name__)
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+def _http_url(value: str) -> str:
+    # NB: the facade talks to its upstreams over HTTP with httpx; a file:, sqlite: or databricks
+    # tracking URI would only fail later, on the first request.
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http(s) URL such as http://127.0.0.1:5001")
+    return value.rstrip("/")
+
+
 class Settings(BaseSettings):
     """The facade's configuration; each field is read from the environment variable of its name."""
 
@@ -50,6 +59,18 @@ class Settings(BaseSettings):
     MODEL_STAGE: str | None = Field(default=None, description="Deprecated: use MODEL_ALIAS.")
 
     SCORING_URL: str = "http://127.0.0.1:5002"
+    SUPERVISOR_URL: str | None = Field(
+        default=None, description="The serving supervisor, whose state names the scoring servers to call."
+    )
+    SUPERVISOR_POLL_SECONDS: float = Field(
+        default=1.0, gt=0, le=5, description="How often the supervisor's state is read (and reported to)."
+    )
+    SHADOW_SAMPLE_RATE: float = Field(
+        default=0.0, ge=0, le=1, description="Share of scored applications the challenger scores in shadow."
+    )
+    SHADOW_QUEUE_SIZE: int = Field(
+        default=256, ge=1, le=100_000, description="Sampled applications waiting at most; more are dropped."
+    )
     # NB: the scoring server itself gives up after 60 s; every deadline here is well below it.
     UPSTREAM_CONNECT_TIMEOUT: float = Field(default=1.0, gt=0, le=10)
     UPSTREAM_READ_TIMEOUT: float = Field(default=5.0, gt=0, le=30)
@@ -169,12 +190,14 @@ class Settings(BaseSettings):
     @field_validator("MLFLOW_TRACKING_URI", "SCORING_URL")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        # NB: the facade talks to both servers over HTTP with httpx; a file:, sqlite: or
-        # databricks tracking URI would only fail later, on the first request.
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be an http(s) URL such as http://127.0.0.1:5001")
-        return value.rstrip("/")
+        return _http_url(value)
+
+    @field_validator("SUPERVISOR_URL", mode="before")
+    @classmethod
+    def _optional_http_url(cls, value: object) -> object:
+        if value is None or value == "":
+            return None
+        return _http_url(str(value))
 
     @field_validator("DECISIONS_DATABASE_URL", mode="before")
     @classmethod

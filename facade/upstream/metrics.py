@@ -9,7 +9,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from facade.core.metrics import DURATION_BUCKETS
 
 # The one list of upstream failure kinds: the label's values are bounded by it.
-ErrorKind = Literal["connect", "timeout", "status", "bad_response", "registry", "circuit_open"]
+ErrorKind = Literal["connect", "timeout", "status", "bad_response", "registry", "circuit_open", "supervisor"]
 ERROR_KINDS: tuple[ErrorKind, ...] = get_args(ErrorKind)
 
 UPSTREAM_REQUEST_DURATION = Histogram(

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from facade.errors import RegistryUnavailable
 from facade.upstream.metrics import UPSTREAM_REQUEST_DURATION, count_error
-from model_code.tracking import RUN_ID, TEST_METRIC_PREFIX, THRESHOLD_PARAM
+from model_code.tracking import RUN_ID, TEST_METRIC_PREFIX, THRESHOLD_PARAM, version_of_run
 
 logger = logging.getLogger(__name__)
 
@@ -101,18 +101,15 @@ class RegistryClient:
             found = _SearchResponse.model_validate_json(body).model_versions
         except ValidationError:
             raise self._bad_response(SEARCH_VERSIONS) from None
-        numbers = [
-            int(v.version)
-            for v in found
-            if v.name == self._model_name and v.run_id == run_id and v.version.isdigit()
-        ]
-        if not numbers:
+        version = version_of_run(
+            v.version for v in found if v.name == self._model_name and v.run_id == run_id
+        )
+        if version is None:
             count_error("registry")
             logger.warning("served run %s is not a registered version of %s", run_id, self._model_name)
             raise RegistryUnavailable(
                 f"The served model's run is not a registered version of {self._model_name}."
             )
-        version = str(max(numbers))
         self._versions[run_id] = version
         self._first_seen.setdefault(run_id, datetime.now(UTC))
         return version

@@ -10,10 +10,16 @@ Every call has the app's connect, read and pool deadlines; a call that could not
 retried with jittered backoff (stamina); and a circuit breaker answers at once while the
 server is known to be down. ``/ping`` is never refused by the breaker: readiness probes it
 live, and its success closes the circuit, so recovery shows within one probe.
+
+One client per scoring server (``facade.upstream.backends`` holds them): each counts its calls in
+flight, so that the client of a server the traffic has left is closed only once they are done. The
+challenger's client is not ``instrumented``: its failures and latency are the shadow's metrics,
+never the champion's ``upstream_*``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -26,7 +32,7 @@ from facade.contract import ScoredRow
 from facade.core.problems import FieldError
 from facade.errors import BadUpstreamResponse, CircuitOpen, ModelRejectedInput, ModelTimeout, ModelUnavailable
 from facade.upstream.breaker import CircuitBreaker
-from facade.upstream.metrics import UPSTREAM_REQUEST_DURATION, UPSTREAM_RETRIES, count_error
+from facade.upstream.metrics import UPSTREAM_REQUEST_DURATION, UPSTREAM_RETRIES, ErrorKind, count_error
 from model_code.contract import REFUSAL_ERROR_CODE, Violation
 from model_code.schema import FEATURE_NAMES, FEATURES_BY_NAME
 
@@ -63,17 +69,34 @@ class _Refusal(BaseModel):
 class ScoringClient:
     """Calls the scoring server through the app's pooled ``httpx.AsyncClient``, behind a circuit breaker."""
 
-    def __init__(self, http: httpx.AsyncClient, breaker: CircuitBreaker, retry_attempts: int) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        breaker: CircuitBreaker,
+        retry_attempts: int,
+        *,
+        name: str = "scoring server",
+        instrumented: bool = True,
+    ) -> None:
         self._http = http
         self.breaker = breaker
         self._retry_attempts = retry_attempts
+        self.name = name
+        self._instrumented = instrumented
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def idle(self) -> None:
+        """Return once no call of this client is in flight."""
+        await self._idle.wait()
 
     async def ping(self) -> None:
         """Return when the scoring server answers ``/ping`` with 200, raise ModelUnavailable otherwise."""
         response = await self._send("GET", PING, gated=False)
         if response.status_code != 200:
-            count_error("status")
-            logger.warning("scoring server /ping answered %d", response.status_code)
+            self._count("status")
+            logger.warning("%s /ping answered %d", self.name, response.status_code)
             raise ModelUnavailable(f"The scoring server answered /ping with {response.status_code}.")
 
     async def predict(self, rows: Sequence[Mapping[str, object]]) -> list[ScoredRow]:
@@ -87,24 +110,24 @@ class ScoringClient:
         response = await self._send("POST", INVOCATIONS, json=payload)
         if response.status_code == 400 and (rejected := _rejected_fields(response)) is not None:
             # NB: the facade validates the same schema first, so this means the two drifted apart.
-            logger.warning("scoring server refused input the facade accepted: %d field(s)", len(rejected))
+            logger.warning("%s refused input the facade accepted: %d field(s)", self.name, len(rejected))
             raise ModelRejectedInput("The model refused the applicant data.", rejected)
         if response.status_code != 200:
-            count_error("status")
-            logger.warning("scoring server /invocations answered %d", response.status_code)
+            self._count("status")
+            logger.warning("%s /invocations answered %d", self.name, response.status_code)
             raise BadUpstreamResponse(f"The scoring server answered {response.status_code}.")
         try:
             scored = _Invocations.model_validate_json(response.content).predictions
         except ValidationError as exc:
             # NB: never log the ValidationError itself: it quotes the body it failed on.
-            count_error("bad_response")
-            logger.warning("scoring server answer breaks the output schema (%d errors)", exc.error_count())
+            self._count("bad_response")
+            logger.warning("%s answer breaks the output schema (%d errors)", self.name, exc.error_count())
             raise BadUpstreamResponse(
                 "The scoring server's answer breaks the model's output schema."
             ) from None
         if len(scored) != len(rows):
-            count_error("bad_response")
-            logger.warning("scoring server answered %d rows for %d", len(scored), len(rows))
+            self._count("bad_response")
+            logger.warning("%s answered %d rows for %d", self.name, len(scored), len(rows))
             raise BadUpstreamResponse("The scoring server answered a different number of rows.")
         return scored
 
@@ -112,8 +135,19 @@ class ScoringClient:
         self, method: str, endpoint: str, json: object = None, *, gated: bool = True
     ) -> httpx.Response:
         """One call: refused at once while the circuit is open, retried only when it could not connect."""
+        # NB: counted before the first await, so a client taken for a call is never closed under it.
+        self.in_flight += 1
+        self._idle.clear()
+        try:
+            return await self._send_counted(method, endpoint, json, gated=gated)
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+
+    async def _send_counted(self, method: str, endpoint: str, json: object, *, gated: bool) -> httpx.Response:
         if gated and not self.breaker.allow():
-            count_error("circuit_open")
+            self._count("circuit_open")
             raise CircuitOpen(
                 "The scoring server is down; retry when it is back.", retry_after=self.breaker.retry_after()
             )
@@ -125,17 +159,18 @@ class ScoringClient:
                 self.breaker.record_failure()
             else:
                 self.breaker.record_inconclusive()
-            logger.warning("scoring server %s: %s", endpoint, type(exc).__name__)
+            logger.warning("%s %s: %s", self.name, endpoint, type(exc).__name__)
             if isinstance(exc, httpx.TimeoutException):
-                count_error("timeout")
+                self._count("timeout")
                 raise ModelTimeout("The scoring server did not answer in time.") from exc
-            count_error("connect")
+            self._count("connect")
             raise ModelUnavailable("The scoring server is unreachable.") from exc
         except BaseException:
             self.breaker.record_inconclusive()  # NB: e.g. cancelled because the client went away
             raise
         finally:
-            UPSTREAM_REQUEST_DURATION.labels(endpoint).observe(time.perf_counter() - start)
+            if self._instrumented:
+                UPSTREAM_REQUEST_DURATION.labels(endpoint).observe(time.perf_counter() - start)
         self.breaker.record_success()
         return response
 
@@ -151,10 +186,14 @@ class ScoringClient:
             wait_jitter=RETRY_WAIT_JITTER,
         ):
             with attempt:
-                if attempt.num > 1:
+                if attempt.num > 1 and self._instrumented:
                     UPSTREAM_RETRIES.inc()
                 response = await self._http.request(method, endpoint, json=json)
         return response
+
+    def _count(self, kind: ErrorKind) -> None:
+        if self._instrumented:
+            count_error(kind)
 
 
 def _rejected_fields(response: httpx.Response) -> list[FieldError] | None:

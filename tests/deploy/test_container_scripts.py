@@ -121,6 +121,7 @@ def test_published_port_variables_are_read_from_the_compose_file() -> None:
     assert published_port_variables(ROOT / "docker-compose.yml") == {
         "MLFLOW_PORT": 5001,
         "SCORING_PORT": 5002,
+        "SUPERVISOR_PORT": 5003,
         "API_PORT": 8000,
         "PROMETHEUS_PORT": 9090,
         "GRAFANA_PORT": 3000,

@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
+from scripts import commands
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -30,8 +32,14 @@ GRAFANA = ROOT / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "credit-score.json"
 
 SERVICES = {"postgres", "mlflow", "train", "model", "api", "redis", "prometheus", "grafana"}
-# Container port each service publishes, as the README documents; postgres and train publish none.
-PUBLISHED = {"mlflow": 5001, "model": 5002, "api": 8000, "prometheus": 9090, "grafana": 3000}
+# Container ports each service publishes, as the README documents; postgres and train publish none.
+PUBLISHED = {
+    "mlflow": (5001,),
+    "model": (5002, 5003),
+    "api": (8000,),
+    "prometheus": (9090,),
+    "grafana": (3000,),
+}
 BUILT_IMAGES = {"credit-score-api", "credit-score-mlflow"}
 
 # The facade's metric families as the README documents them (the six of the public contract first).
@@ -50,6 +58,21 @@ DOCUMENTED_FAMILIES = {
     "credit_auth_failures_total": "counter",
     "credit_rate_limited_total": "counter",
     "credit_rate_limit_storage_errors_total": "counter",
+    "credit_shadow_sampled_total": "counter",
+    "credit_shadow_comparisons_total": "counter",
+    "credit_shadow_dropped_total": "counter",
+    "credit_shadow_failed_total": "counter",
+    "credit_shadow_risk_delta": "histogram",
+    "credit_shadow_request_duration_seconds": "histogram",
+    "credit_shadow_queued": "gauge",
+}
+# The serving supervisor's families, on its own /metrics.
+SUPERVISOR_FAMILIES = {
+    "credit_model_rollouts_total": "counter",
+    "credit_model_rollout_duration_seconds": "histogram",
+    "credit_model_served_version": "gauge",
+    "credit_model_server_exits_total": "counter",
+    "credit_model_servers_draining": "gauge",
 }
 # What the dashboard must show, by the series it queries.
 DASHBOARD_MUST_QUERY = {
@@ -62,10 +85,17 @@ DASHBOARD_MUST_QUERY = {
     "upstream_errors_total",
     "credit_feature_psi",
     "credit_score_psi",
+    "credit_model_rollouts_total",
+    "credit_shadow_comparisons_total",
+    "credit_shadow_risk_delta_bucket",
+    "credit_shadow_request_duration_seconds_bucket",
+    "credit_shadow_dropped_total",
+    "credit_shadow_failed_total",
 }
 # Metric-name-shaped tokens in PromQL: the suffixes of the facade's families and their series.
 METRIC_TOKEN = re.compile(
-    r"\b[a-z_]+(?:_total|_seconds(?:_bucket|_sum|_count)?|_size(?:_bucket|_sum|_count)?|_loaded|_in_flight|_psi)\b"
+    r"\b[a-z_]+(?:_total|_seconds(?:_bucket|_sum|_count)?|_size(?:_bucket|_sum|_count)?|_delta(?:_bucket|_sum|_count)?"
+    r"|_loaded|_in_flight|_psi)\b"
 )
 # A Compose ${VAR}, ${VAR:-default} or ${VAR-default} reference: name, operator, default.
 # NB: `$${VAR}` is an escape that leaves the expansion to the container's shell: not a reference.
@@ -213,6 +243,24 @@ def _families_from_app() -> dict[str, str]:
     return _families_from_exposition(response.text)
 
 
+def _families_of_the_supervisor() -> dict[str, str]:
+    """The serving supervisor's families, from its metrics module alone (its app needs a registry)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from serving import metrics
+
+    registry = CollectorRegistry()
+    for collector in (
+        metrics.ROLLOUTS,
+        metrics.ROLLOUT_DURATION,
+        metrics.SERVED_VERSION,
+        metrics.SERVER_EXITS,
+        metrics.DRAINING,
+    ):
+        registry.register(collector)
+    return _families_from_exposition(generate_latest(registry).decode())
+
+
 @cache
 def facade_families() -> tuple[str, dict[str, str]]:
     """The facade's metric families (name -> type), read from the app's own /metrics.
@@ -358,7 +406,7 @@ def _published(name: str) -> set[int]:
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_published_ports_are_the_documented_ones(name: str) -> None:
-    expected = {PUBLISHED[name]} if name in PUBLISHED else set()
+    expected = set(PUBLISHED.get(name, ()))
     assert _published(name) == expected
 
 
@@ -366,13 +414,14 @@ def test_host_ports_are_settings_that_default_to_the_container_ports() -> None:
     """Each published port is `${BIND_HOST}:${<NAME>_PORT:-<port>}:<port>`, its variable in .env.example."""
     raw = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
     documented = env_example()
-    for name, port in PUBLISHED.items():
-        (entry,) = raw[name]["ports"]
-        match = re.fullmatch(r"\$\{BIND_HOST:-127\.0\.0\.1\}:\$\{([A-Z_]+_PORT):-(\d+)\}:(\d+)", entry)
-        assert match, f"{name}: {entry!r}"
-        variable, default, container = match.groups()
-        assert int(default) == int(container) == port, name
-        assert documented[variable] == default, f"{variable} in .env.example"
+    for name, ports in PUBLISHED.items():
+        assert len(raw[name]["ports"]) == len(ports), name
+        for entry, port in zip(raw[name]["ports"], ports, strict=True):
+            match = re.fullmatch(r"\$\{BIND_HOST:-127\.0\.0\.1\}:\$\{([A-Z_]+_PORT):-(\d+)\}:(\d+)", entry)
+            assert match, f"{name}: {entry!r}"
+            variable, default, container = match.groups()
+            assert int(default) == int(container) == port, name
+            assert documented[variable] == default, f"{variable} in .env.example"
 
 
 def test_every_compose_variable_is_in_env_example() -> None:
@@ -395,6 +444,7 @@ def test_containers_call_the_tracking_server_by_an_explicit_uri() -> None:
     for name in ("train", "model", "api"):
         assert service(name)["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5001", name
     assert service("api")["environment"]["SCORING_URL"] == "http://model:5002"
+    assert service("api")["environment"]["SUPERVISOR_URL"] == "http://model:5003"
 
 
 def test_commands_are_the_natively_proven_ones() -> None:
@@ -423,10 +473,19 @@ def test_commands_are_the_natively_proven_ones() -> None:
     assert service("mlflow")["environment"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
 
     assert command("train")[:5] == ["mlflow", "run", ".", "--env-manager", "local"]
-    assert command("model") == [
-        "mlflow", "models", "serve", "-m", "models:/credit-score@champion",
-        "--env-manager", "local", "-h", "0.0.0.0", "-p", "5002",
-    ]  # fmt: skip
+    # NB: the image's python is the interpreter `make run` names by its path.
+    assert command("model") == ["python", *commands.serving_supervisor()[1:]]
+    model = service("model")["environment"]
+    assert (model["MODEL_NAME"], model["MODEL_ALIAS"]) == ("credit-score", "champion")
+    assert (model["SCORING_PORT"], model["SUPERVISOR_PORT"]) == ("5002", "5003")
+    assert (model["SERVING_HOST"], model["SERVING_ADVERTISE_HOST"]) == ("0.0.0.0", "model")
+
+
+def test_compose_rolls_out_every_ten_seconds_and_shadows_a_tenth() -> None:
+    """The issue's defaults: the alias is read every 10 s; the api and the supervisor agree on the shadow."""
+    assert service("model")["environment"]["ROLLOUT_POLL_SECONDS"] == "10"
+    assert service("model")["environment"]["SHADOW_SAMPLE_RATE"] == "0.1"
+    assert service("api")["environment"]["SHADOW_SAMPLE_RATE"] == "0.1"
 
 
 # --- prometheus.yml ---------------------------------------------------------------------------------
@@ -440,7 +499,7 @@ def test_promtool_accepts_the_prometheus_config() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_prometheus_scrapes_the_facade_and_the_tracking_server() -> None:
+def test_prometheus_scrapes_the_facade_the_tracking_server_and_the_supervisor() -> None:
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
     assert config["global"]["scrape_interval"] == "15s"
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
@@ -450,6 +509,7 @@ def test_prometheus_scrapes_the_facade_and_the_tracking_server() -> None:
     # The mlflow job is only worth having because the server runs with --expose-prometheus.
     assert jobs["mlflow"]["static_configs"][0]["targets"] == ["mlflow:5001"]
     assert "--expose-prometheus" in command("mlflow")
+    assert jobs["serving-supervisor"]["static_configs"][0]["targets"] == ["model:5003"]
     mount = next(v for v in service("prometheus")["volumes"] if v.startswith("./prometheus.yml:"))
     assert mount.split(":")[1] == "/etc/prometheus/prometheus.yml"
 
@@ -491,9 +551,15 @@ def test_the_app_exports_every_documented_family_with_its_type() -> None:
     assert {name: families.get(name) for name in DOCUMENTED_FAMILIES} == DOCUMENTED_FAMILIES
 
 
-def test_dashboard_queries_only_series_the_facade_exports() -> None:
+def test_the_supervisor_exports_every_documented_family_with_its_type() -> None:
+    families = _families_of_the_supervisor()
+
+    assert {name: families.get(name) for name in SUPERVISOR_FAMILIES} == SUPERVISOR_FAMILIES
+
+
+def test_dashboard_queries_only_series_the_facade_or_the_supervisor_exports() -> None:
     source, families = facade_families()
-    exported = series_of(families)
+    exported = series_of(families) | series_of(_families_of_the_supervisor())
     queried = {token for expr in dashboard_exprs() for token in METRIC_TOKEN.findall(expr)}
     assert queried, "no metric found in the dashboard's expressions"
     assert queried <= exported, f"not exported by the facade ({source}): {sorted(queried - exported)}"
@@ -613,11 +679,11 @@ def test_the_facade_image_files_suffice_to_build_the_app(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
 
 
-def test_the_mlflow_image_has_the_postgres_driver_and_the_prometheus_exporter_pinned() -> None:
-    """From pyproject.toml's `server` extra, pinned there (one home for every pin)."""
+def test_the_mlflow_image_has_the_postgres_driver_the_exporter_and_the_supervisor_pinned() -> None:
+    """From pyproject.toml's `server` and `serving` extras, pinned there (one home for every pin)."""
     stages = dockerfile_stages()
     (lists,) = stages["requirements"].all("RUN")
-    assert "'model': ['model', 'server']" in lists
+    assert "'model': ['model', 'server', 'serving']" in lists
     (install,) = stages["builder-model"].all("RUN")
     assert install.split("--prefix=/install/model", 1)[1].split("&&", 1)[0].split() == [
         "-r", "/tmp/requirements-model.txt",
@@ -626,10 +692,13 @@ def test_the_mlflow_image_has_the_postgres_driver_and_the_prometheus_exporter_pi
     pins = {requirement.split("==")[0]: requirement for requirement in extras["server"]}
     assert set(pins) == {"psycopg2-binary", "prometheus-flask-exporter"}
     assert all(re.fullmatch(r"[a-z0-9-]+==\d+\.\d+\.\d+", pin) for pin in pins.values()), pins
+    assert all(re.fullmatch(r"[a-z0-9-]+==\d+\.\d+\.\d+", pin) for pin in extras["serving"]), extras[
+        "serving"
+    ]
     mlflow = stages["mlflow"]
     assert "--from=builder-model /install/model /usr/local" in mlflow.all("COPY")
     copied = " ".join(mlflow.all("COPY"))
-    for needed in ("MLproject", "conda.yaml", "pyproject.toml", "model_code/", "training/"):
+    for needed in ("MLproject", "conda.yaml", "pyproject.toml", "model_code/", "training/", "serving/"):
         assert needed in copied, needed
 
 

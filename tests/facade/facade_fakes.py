@@ -26,9 +26,16 @@ SCORING_URL = "http://scoring.test"
 TRACKING_URI = "http://mlflow.test"
 RUN_1 = "0123456789abcdef0123456789abcdef"
 RUN_2 = "fedcba9876543210fedcba9876543210"
+RUN_V2 = "22222222222222222222222222222222"
+RUN_CHALLENGER = "cccccccccccccccccccccccccccccccc"
 UNREGISTERED_RUN = "ffffffffffffffffffffffffffffffff"
 # NB: what the mocked registry answers: run id -> registered versions of credit-score.
-REGISTERED = {RUN_1: ["1"], RUN_2: ["2", "3"]}
+REGISTERED = {RUN_1: ["1"], RUN_2: ["2", "3"], RUN_V2: ["2"], RUN_CHALLENGER: ["4"]}
+# The serving supervisor and the scoring servers it names (see FakeSupervisor).
+SUPERVISOR_URL = "http://supervisor.test"
+V1_URL = "http://scoring-v1.test"
+V2_URL = "http://scoring-v2.test"
+CHALLENGER_URL = "http://scoring-challenger.test"
 APPROVED = EXAMPLE_APPLICANTS["approved"]
 REJECTED = EXAMPLE_APPLICANTS["rejected"]
 DATA = Path(__file__).resolve().parent / "data"
@@ -70,15 +77,17 @@ def risk(derogatory_marks: int) -> float:
     return min(BASE_RISK + 0.2 * derogatory_marks, 0.95)
 
 
-def fake_model(run_id: str = RUN_1) -> Callable[[httpx.Request], httpx.Response]:
-    """A scoring server stand-in, one record per row: each derogatory mark adds 0.2 to the risk."""
+def fake_model(run_id: str = RUN_1, shift: float = 0.0) -> Callable[[httpx.Request], httpx.Response]:
+    """A scoring server stand-in, one record per row: each derogatory mark adds 0.2 to the risk.
+
+    ``shift`` moves every risk (kept within 0.01 and 0.99): another model's view of the same applicants.
+    """
 
     def respond(request: httpx.Request) -> httpx.Response:
         split = json.loads(request.content)["dataframe_split"]
         marks = split["columns"].index("derogatory_marks")
-        return httpx.Response(
-            200, json={"predictions": [scored(risk(row[marks]), run_id) for row in split["data"]]}
-        )
+        risks = [min(max(risk(row[marks]) + shift, 0.01), 0.99) for row in split["data"]]
+        return httpx.Response(200, json={"predictions": [scored(r, run_id) for r in risks]})
 
     return respond
 
@@ -143,3 +152,59 @@ def run_artifacts(request: httpx.Request) -> httpx.Response:
             404, json={"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "No such artifact"}
         )
     return httpx.Response(200, content=files[path], headers={"Content-Type": "text/plain"})
+
+
+def backend(version: str, run_id: str, url: str) -> dict[str, object]:
+    """One scoring server as the supervisor's state names it (model_code.rollout.Backend)."""
+    return {"version": version, "run_id": run_id, "url": url, "pid": 4242, "since": "2026-12-01T10:00:00Z"}
+
+
+V1 = backend("1", RUN_1, V1_URL)
+V2 = backend("2", RUN_V2, V2_URL)
+CHALLENGER = backend("4", RUN_CHALLENGER, CHALLENGER_URL)
+
+
+def rollout(version: str, previous: str | None, state: str, reason: str) -> dict[str, object]:
+    """The champion alias's latest rollout as the supervisor's state has it (model_code.rollout.Rollout)."""
+    finished = state in ("completed", "failed")
+    return {
+        "alias": "champion",
+        "version": version,
+        "previous_version": previous,
+        "state": state,
+        "reason": reason,
+        "started_at": "2026-12-01T10:00:00Z",
+        "finished_at": "2026-12-01T10:00:12Z" if finished else None,
+        "start_seconds": 12.0 if state == "completed" else None,
+    }
+
+
+class FakeSupervisor:
+    """The serving supervisor's ``GET /state``: the state a test sets, and the facades' reports of use."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, object] = {"model_name": "credit-score", "champion_alias": "champion"}
+        self.reports: list[set[str]] = []
+        self.status = 200
+
+    def serve(
+        self,
+        champion: dict[str, object] | None,
+        challenger: dict[str, object] | None = None,
+        latest: dict[str, object] | None = None,
+    ) -> None:
+        self.state = {
+            "model_name": "credit-score",
+            "champion_alias": "champion",
+            "champion": champion,
+            "challenger": challenger,
+            "draining": [],
+            "rollouts": {"champion": latest} if latest else {},
+        }
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if "client" in request.url.params:
+            self.reports.append({url for url in request.url.params.get("using", "").split(",") if url})
+        if self.status != 200:
+            return httpx.Response(self.status, text="unavailable")
+        return httpx.Response(200, json=self.state)

@@ -33,9 +33,11 @@ class Stack:
     expose_metrics: bool = False
     mlflow_port: int = field(default_factory=free_port)
     scoring_port: int = field(default_factory=free_port)
+    supervisor_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
     processes: list[ManagedProcess] = field(default_factory=list)
     scoring: ManagedProcess | None = None
+    supervisor: ManagedProcess | None = None
     facade: ManagedProcess | None = None
 
     @property
@@ -45,6 +47,10 @@ class Stack:
     @property
     def scoring_url(self) -> str:
         return f"http://127.0.0.1:{self.scoring_port}"
+
+    @property
+    def supervisor_url(self) -> str:
+        return f"http://127.0.0.1:{self.supervisor_port}"
 
     @property
     def api_url(self) -> str:
@@ -85,6 +91,22 @@ class Stack:
         )
         self.scoring.wait_http(f"{self.scoring_url}/ping", timeout=180)
 
+    def start_supervisor(self, **env: str) -> None:
+        """The serving supervisor, as `make run` starts it (its stable port is ``scoring_port``)."""
+        self.supervisor = self._start(
+            "serving-supervisor",
+            commands.serving_supervisor(),
+            **{
+                "MLFLOW_TRACKING_URI": self.tracking_uri,
+                "MODEL_NAME": "credit-score",
+                "SERVING_HOST": "127.0.0.1",
+                "SCORING_PORT": str(self.scoring_port),
+                "SUPERVISOR_PORT": str(self.supervisor_port),
+                **env,
+            },
+        )
+        self.supervisor.wait_http(f"{self.scoring_url}/ping", timeout=300)
+
     def stop_scoring(self) -> None:
         assert self.scoring is not None
         self.scoring.stop()
@@ -97,19 +119,26 @@ class Stack:
 
     def start_facade(self, **env: str) -> None:
         """Start the facade; ``env`` adds or overrides its settings (e.g. MAX_IN_FLIGHT="4")."""
-        self.facade = self._start(
-            "facade",
+        self.facade = self.start_another_facade("facade", self.api_port, **env)
+
+    def start_another_facade(self, name: str, port: int, **env: str) -> ManagedProcess:
+        """A facade on ``port``; it follows the supervisor when one was started."""
+        supervisor = {"SUPERVISOR_URL": self.supervisor_url} if self.supervisor is not None else {}
+        facade = self._start(
+            name,
             commands.facade(),
             **{
                 "HOST": "127.0.0.1",
-                "PORT": str(self.api_port),
+                "PORT": str(port),
                 "SCORING_URL": self.scoring_url,
                 "MLFLOW_TRACKING_URI": self.tracking_uri,
                 "MODEL_NAME": "credit-score",
+                **supervisor,
                 **env,
             },
         )
-        self.facade.wait_http(f"{self.api_url}/api/v1/health/ready", timeout=60)
+        facade.wait_http(f"http://127.0.0.1:{port}/api/v1/health/ready", timeout=60)
+        return facade
 
     def stop(self) -> None:
         for process in reversed(self.processes):

@@ -207,10 +207,8 @@ def test_the_train_job_registered_the_champion_as_the_non_root_user(
     stack: RunningStack, figure: Figure
 ) -> None:
     mlflow = stack.url("MLFLOW_PORT")
-    # What the scoring server serves: models:/credit-score@champion.
-    command = stack.config["services"]["model"]["command"]
-    model = next(str(arg) for arg in command if str(arg).startswith("models:/"))
-    name, alias = model.removeprefix("models:/").split("@")
+    # What the serving supervisor serves: MODEL_NAME@MODEL_ALIAS.
+    name, alias = (_model_environment(stack)[key] for key in ("MODEL_NAME", "MODEL_ALIAS"))
 
     champion = httpx.get(
         f"{mlflow}/api/2.0/mlflow/registered-models/alias", params={"name": name, "alias": alias}, timeout=30
@@ -337,6 +335,62 @@ def test_built_images_keep_their_healthcheck_and_service_user(stack: RunningStac
 
         assert info["Config"].get("User") == "app", name
         assert (info.get("Healthcheck") or {}).get("Test", [""])[0] == "CMD", name
+
+
+def test_a_new_champion_is_served_without_restarting_anything(stack: RunningStack, figure: Figure) -> None:
+    """The README's retraining, then the alias moved as "Model rollouts" shows: the API follows."""
+    api, mlflow = stack.url("API_PORT"), stack.url("MLFLOW_PORT")
+    headers = {"X-API-Key": stack.api_key}
+    # NB: fairness_max_gap=0: training never promotes it by itself, so the alias move below is what
+    # makes version 2 the champion.
+    train = stack.project.compose(
+        "run", "--rm", "train", "mlflow", "run", ".", "--env-manager", "local",
+        "-P", "n_samples=3000", "-P", "n_estimators=20", "-P", "seed=7", "-P", "fairness_max_gap=0",
+    )  # fmt: skip
+    assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
+
+    moved = time.monotonic()
+    alias = httpx.post(
+        f"{mlflow}/api/2.0/mlflow/registered-models/alias",
+        json={"name": "credit-score", "alias": "champion", "version": "2"},
+        timeout=30,
+    )
+    assert alias.status_code == 200, alias.text
+
+    def version() -> str:
+        answer = httpx.post(
+            f"{api}/api/v1/predict", json=EXAMPLE_APPLICANTS["approved"], headers=headers, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["model_version"])
+
+    deadline = time.monotonic() + 300
+    while version() != "2":
+        assert time.monotonic() < deadline, "the API never answered from version 2"
+        time.sleep(1)
+    seconds = time.monotonic() - moved
+    info = httpx.get(f"{api}/api/v1/model/info", headers=headers, timeout=30).json()
+    state = httpx.get(f"{stack.url('SUPERVISOR_PORT')}/state", timeout=30).json()
+
+    assert info["version"] == "2"
+    assert (info["rollout"]["state"], info["rollout"]["previous_version"]) == ("completed", "1")
+    assert state["champion"]["version"] == "2"
+    assert state["champion"]["url"].startswith("http://model:"), (
+        "the api calls the server by the service's name"
+    )
+    figure(
+        f"{FIGURE} rollout",
+        f"alias moved to version 2: answered by it after {seconds:.0f} s "
+        f"(poll 10 s, its start and gate {info['rollout']['start_seconds']:.0f} s)",
+    )
+
+
+def _model_environment(stack: RunningStack) -> dict[str, str]:
+    """The `model` service's environment, as a mapping whichever form `config` printed it in."""
+    raw = stack.config["services"]["model"]["environment"]
+    if isinstance(raw, dict):
+        return {key: str(value) for key, value in raw.items()}
+    return dict(str(item).split("=", 1) for item in raw)
 
 
 def test_down_v_leaves_nothing_behind(stack: RunningStack) -> None:

@@ -1,4 +1,4 @@
-"""The Compose topology proven natively: PostgreSQL-backed MLflow, training, serving, facade, Prometheus.
+"""The Compose topology proven natively: PostgreSQL MLflow, training, serving supervisor, facade, Prometheus.
 
 No Docker engine runs on our machines, so this starts the same servers Compose would, with the
 same commands, on free 127.0.0.1 ports, and Prometheus scrapes the facade with the repository's
@@ -30,7 +30,7 @@ pytestmark = [
 ]
 
 # The scrape jobs of prometheus.yml that must be up once the stack runs.
-EXPECTED_JOBS = ("credit-score-api", "mlflow", "prometheus")
+EXPECTED_JOBS = ("credit-score-api", "mlflow", "serving-supervisor", "prometheus")
 
 
 def readme_promql() -> list[str]:
@@ -42,12 +42,13 @@ def readme_promql() -> list[str]:
 
 
 def render_prometheus_config(stack: Stack, prometheus_port: int, path: Path) -> Path:
-    """prometheus.yml with Compose's service names replaced by our local ports, scraping every second."""
+    """prometheus.yml with Compose's service addresses replaced by our local ports, scraping every second."""
     local_ports = {
-        "api": stack.api_port,
-        "mlflow": stack.mlflow_port,
-        "model": stack.scoring_port,
-        "localhost": prometheus_port,
+        "api:8000": stack.api_port,
+        "mlflow:5001": stack.mlflow_port,
+        "model:5002": stack.scoring_port,
+        "model:5003": stack.supervisor_port,
+        "localhost:9090": prometheus_port,
     }
     config: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / "prometheus.yml").read_text())
     config.setdefault("global", {}).update({"scrape_interval": "1s", "evaluation_interval": "1s"})
@@ -55,8 +56,7 @@ def render_prometheus_config(stack: Stack, prometheus_port: int, path: Path) -> 
         for static in job.get("static_configs", []):
             targets = []
             for target in static["targets"]:
-                host = target.split(":")[0]
-                targets.append(f"127.0.0.1:{local_ports[host]}")
+                targets.append(f"127.0.0.1:{local_ports[target]}")
             static["targets"] = targets
     path.write_text(yaml.safe_dump(config))
     return path
@@ -88,7 +88,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
         stack = Stack(root, postgres.create_database("mlflow"), expose_metrics=True)
         stack.start_tracking()
         stack.train("n_samples=4000", "n_estimators=30")
-        stack.start_scoring()
+        stack.start_supervisor()
         # NB: decision records in a database of their own on the same PostgreSQL, as in Compose.
         postgres.create_database("decisions")
         stack.start_facade(DECISIONS_DATABASE_URL=postgres.url("decisions"))
@@ -97,7 +97,8 @@ def topology(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
             request.config,
             "topology (tests/integration/test_native_topology.py)",
             f"PostgreSQL start to facade ready: {seconds_to_ready:.1f} s "
-            "(initdb excluded; mlflow server, mlflow run ., mlflow models serve and the facade included)",
+            "(initdb excluded; mlflow server, mlflow run ., the serving supervisor's mlflow models serve and "
+            "the facade included)",
         )
 
         prometheus_port = free_port()

@@ -1,4 +1,4 @@
-"""Model information: the registered version served now, its test metrics and inputs, and its model card."""
+"""Model information: the version served now, its metrics and inputs, its rollout and challenger, its card."""
 
 from __future__ import annotations
 
@@ -8,8 +8,17 @@ from fastapi.responses import PlainTextResponse
 from facade.api.deps import RegistryDep, ServiceDep, SettingsDep
 from facade.api.openapi import problem_responses
 from facade.errors import RegistryUnavailable
-from facade.schemas import ModelInfoPublic, features_public
+from facade.metrics import AGREEMENTS
+from facade.schemas import (
+    AgreementPublic,
+    ChallengerPublic,
+    ModelInfoPublic,
+    RolloutPublic,
+    ShadowPublic,
+    features_public,
+)
 from facade.security import SCOPE_MODEL_READ, require_scope
+from facade.service import PredictionService
 from model_code.tracking import MODEL_CARD_ARTIFACT
 
 router = APIRouter(prefix="/model", tags=["model"], dependencies=[Depends(require_scope(SCOPE_MODEL_READ))])
@@ -33,6 +42,50 @@ async def model_info(settings: SettingsDep, service: ServiceDep, registry: Regis
         features=features_public(),
         decision_threshold=run.decision_threshold,
         loaded_at=registry.first_seen(scored.run_id),
+        rollout=_rollout(service),
+        challenger=_challenger(service),
+    )
+
+
+def _rollout(service: PredictionService) -> RolloutPublic | None:
+    rollout = service.backends.rollout()
+    if rollout is None:
+        return None
+    return RolloutPublic(
+        state=rollout.state,
+        version=rollout.version,
+        previous_version=rollout.previous_version,
+        reason=rollout.reason,
+        started_at=rollout.started_at,
+        finished_at=rollout.finished_at,
+        start_seconds=rollout.start_seconds,
+    )
+
+
+def _challenger(service: PredictionService) -> ChallengerPublic | None:
+    backend = service.backends.challenger_backend
+    if backend is None:
+        return None
+    shadow = service.shadow
+    if shadow is None:
+        return ChallengerPublic(version=backend.version, run_id=backend.run_id, shadow=None)
+    tally = shadow.tally
+    compared = tally.compared if tally is not None else 0
+    return ChallengerPublic(
+        version=backend.version,
+        run_id=backend.run_id,
+        shadow=ShadowPublic(
+            sample_rate=shadow.rate,
+            champion_version=tally.champion_version if tally else None,
+            challenger_version=tally.challenger_version if tally else None,
+            compared=compared,
+            agreement=AgreementPublic(**(tally.agreement if tally else dict.fromkeys(AGREEMENTS, 0))),
+            agreement_rate=tally.agreement["same"] / compared if tally and compared else None,
+            mean_risk_delta=tally.risk_delta_sum / compared if tally and compared else None,
+            since=tally.since if tally else None,
+            dropped=shadow.dropped,
+            failed=shadow.failed,
+        ),
     )
 
 

@@ -1,0 +1,344 @@
+"""The serving supervisor's decisions, with stand-in servers: what is published, kept, drained and counted.
+
+The real `mlflow models serve` runs in tests/integration/test_rollouts.py; here a ``FakeServer``
+starts (or not) at once, and respx answers for the registry and for each server's ``/invocations``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import httpx
+import pytest
+import respx
+from prometheus_client import REGISTRY
+
+from model_code.rollout import Backend
+from serving.config import Settings
+from serving.registry import Registry, Version
+from serving.servers import ScoringServer
+from serving.supervisor import CLIENT_TTL_SECONDS, Supervisor
+
+TRACKING = "http://mlflow.test"
+RUNS = {"1": "1" * 32, "2": "2" * 32, "3": "3" * 32}
+# NB: version 3's model rejects everyone, as a threshold set far too low would.
+DECISIONS = {"1": ("APPROVED", "REJECTED"), "2": ("APPROVED", "REJECTED"), "3": ("REJECTED", "REJECTED")}
+
+
+class FakeServer:
+    """Stands for ``ScoringServer``: it starts (or fails to) at once and answers as its version would."""
+
+    next_port = 40000
+
+    def __init__(self, version: Version, starts: bool = True) -> None:
+        FakeServer.next_port += 1
+        self.version, self.port, self.starts = version, FakeServer.next_port, starts
+        self.local_host = "127.0.0.1"
+        self.url = self.local_url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+        self.alive = False
+        self.stopped = False
+
+    def start(self) -> FakeServer:
+        self.alive = self.starts
+        return self
+
+    def running(self) -> bool:
+        return self.alive
+
+    async def wait_ready(self, within: float) -> str | None:
+        return (
+            None if self.starts else "its server exited with code 1 before answering /ping (the log says why)"
+        )
+
+    async def stop(self, grace: float = 8.0) -> None:
+        self.alive, self.stopped = False, True
+
+    def describe(self) -> Backend:
+        return Backend(self.version.version, self.version.run_id, self.url, 1, datetime.now(UTC))
+
+
+class World:
+    """The registry's aliases and the servers the supervisor made, with respx answering for both."""
+
+    def __init__(self, router: respx.MockRouter) -> None:
+        self.aliases: dict[str, str] = {}
+        self.servers: list[FakeServer] = []
+        self.unloadable: set[str] = set()
+        router.get(f"{TRACKING}/api/2.0/mlflow/registered-models/alias").mock(side_effect=self._alias)
+        router.get(f"{TRACKING}/api/2.0/mlflow/model-versions/search").mock(side_effect=self._search)
+        router.post(url__regex=r"http://127\.0\.0\.1:\d+/invocations").mock(side_effect=self._invocations)
+
+    def make(self, version: Version) -> ScoringServer:
+        server = FakeServer(version, starts=version.version not in self.unloadable)
+        self.servers.append(server)
+        return cast(ScoringServer, server)
+
+    def of(self, version: str) -> list[FakeServer]:
+        return [s for s in self.servers if s.version.version == version]
+
+    def _alias(self, request: httpx.Request) -> httpx.Response:
+        version = self.aliases.get(request.url.params["alias"])
+        if version is None:
+            return httpx.Response(400, json={"error_code": "INVALID_PARAMETER_VALUE", "message": "not found"})
+        return httpx.Response(
+            200, json={"model_version": {"name": "credit-score", "version": version, "run_id": RUNS[version]}}
+        )
+
+    def _search(self, request: httpx.Request) -> httpx.Response:
+        run_id = request.url.params["filter"].split("run_id='")[1].rstrip("'")
+        found = [{"name": "credit-score", "version": v, "run_id": r} for v, r in RUNS.items() if r == run_id]
+        return httpx.Response(200, json={"model_versions": found})
+
+    def _invocations(self, request: httpx.Request) -> httpx.Response:
+        port = request.url.port
+        (server,) = [s for s in self.servers if s.port == port]
+        rows = json.loads(request.content)["dataframe_split"]["data"]
+        decisions = DECISIONS[server.version.version]
+        body = [{"prediction": decisions[i], "model_run_id": server.version.run_id} for i in range(len(rows))]
+        return httpx.Response(200, json={"predictions": body})
+
+
+def count(outcome: str, alias: str = "champion") -> float:
+    return (
+        REGISTRY.get_sample_value("credit_model_rollouts_total", {"alias": alias, "outcome": outcome}) or 0.0
+    )
+
+
+Scenario = Callable[[Supervisor, World], Coroutine[Any, Any, None]]
+
+
+@pytest.fixture
+def run() -> Callable[..., None]:
+    """Run ``scenario(supervisor, world)`` on a fresh loop with the registry and servers mocked."""
+
+    def go(scenario: Scenario, **settings: Any) -> None:
+        async def main() -> None:
+            with respx.mock(assert_all_called=False) as router:
+                world = World(router)
+                async with httpx.AsyncClient(base_url=TRACKING) as http:
+                    config = Settings(MLFLOW_TRACKING_URI=TRACKING, **settings)
+                    supervisor = Supervisor(config, Registry(http, "credit-score"), world.make)
+                    try:
+                        await scenario(supervisor, world)
+                    finally:
+                        await supervisor.close()
+
+        asyncio.run(main())
+
+    return go
+
+
+async def _settle() -> None:
+    """Let the drain tasks look again (they check every 0.2 s)."""
+    await asyncio.sleep(0.5)
+
+
+def test_a_moved_alias_is_served_once_its_server_passes_the_gate_and_the_old_one_is_stopped(
+    run: Callable[..., None],
+) -> None:
+    async def scenario(supervisor: Supervisor, world: World) -> None:
+        world.aliases["champion"] = "1"
+        await supervisor.follow("champion")
+        (first,) = world.of("1")
+        assert supervisor.state().champion is not None
+        assert supervisor.state().champion.version == "1"  # type: ignore[union-attr]
+
+        world.aliases["champion"] = "2"
+        await supervisor.follow("champion")
+        state = supervisor.state()
+        assert state.champion is not None
+        assert state.champion.version == "2"
+        assert supervisor.champion_address() == ("127.0.0.1", world.of("2")[0].port)
+        rollout = state.rollouts["champion"]
+        assert (rollout.state, rollout.version, rollout.previous_version) == ("completed", "2", "1")
+        await _settle()
+        assert first.stopped, "nobody uses version 1 any more: it is stopped"
+        assert supervisor.state().draining == []
+
+    run(scenario)
+
+
+def test_the_old_server_is_kept_until_every_facade_has_let_it_go(run: Callable[..., None]) -> None:
+    async def scenario(supervisor: Supervisor, world: World) -> None:
+        world.aliases["champion"] = "1"
+        await supervisor.follow("champion")
+        (old,) = world.of("1")
+        supervisor.report("facade-a", [old.url])
+        supervisor.report("facade-b", [old.url])
+
+        world.aliases["champion"] = "2"
+        await supervisor.follow("champion")
+        new = world.of("2")[0]
+        await _settle()
+        assert not old.stopped, "both facades' last reports name the old server"
+
+        supervisor.report("facade-a", [new.url])
+        supervisor.report("facade-b", [old.url, new.url])  # NB: a call in flight on the old server
+        await _settle()
+        assert not old.stopped
+
+        supervisor.report("facade-b", [new.url])
+        await _settle()
+        assert old.stopped
+        assert supervisor.state().draining == []
+
+    run(scenario)
+
+
+def test_a_report_from_before_the_switch_does_not_release_the_old_server(run: Callable[..., None]) -> None:
+    """A facade that had just started reported nothing in use, then learnt of version 1 and called it."""
+
+    async def scenario(supervisor: Supervisor, world: World) -> None:
+        world.aliases["champion"] = "1"
+        await supervisor.follow("champion")
+        (old,) = world.of("1")
+        supervisor.report("new-facade", [])
+
+        world.aliases["champion"] = "2"
+        await supervisor.follow("champion")
+        await _settle()
+        assert not old.stopped
+
+        supervisor.report("new-facade", [world.of("2")[0].url])
+        await _settle()
+        assert old.stopped
+
+    run(scenario)
+
+
+def test_a_silent_facade_and_the_longest_drain_stop_holding_the_old_server(run: Callable[..., None]) -> None:
+    async def scenario(supervisor: Supervisor, world: World) -> None:
+        world.aliases["champion"] = "1"
+        await supervisor.follow("champion")
+        (old,) = world.of("1")
+        supervisor.report("gone", [old.url])
+        supervisor.connections_to = lambda port: 1 if port == old.port else 0
+
+        world.aliases["champion"] = "2"
+        await supervisor.follow("champion")
+        supervisor._reports["gone"].at -= CLIENT_TTL_SECONDS + 1  # NB: its last report is too old
+        await _settle()
+        assert not old.stopped, "a raw connection forwarded to the old server is still open"
+
+        await asyncio.sleep(1.0)  # ROLLOUT_DRAIN_SECONDS below
+        assert old.stopped, "the longest drain is over"
+
+    run(scenario, ROLLOUT_DRAIN_SECONDS=1.0)
+
+
+@pytest.mark.parametrize(
+    ("unloadable", "outcome", "reason"),
+    [
+        (False, "gate_failed", "it decided the README's approved applicant REJECTED, not APPROVED"),
+        (True, "start_failed", "did not start: its server exited with code 1"),
+    ],
+)
+def test_a_version_that_fails_is_stopped_never_published_and_counted(
+    run: Callable[..., None], unloadable: bool, outcome: str, reason: str
+) -> None:
+    async def scenario(supervisor: Supervisor, world: World) -> None:
+        world.aliases["champion"] = "1"
+        await supervisor.follow("champion")
+        before = count(outcome)
+        if unloadable:
+            world.unloadable.add("3")
+
+        world.aliases["champion"] = "3"
+        await supervisor.follow("champion")
+        await supervisor.follow("champion")  # NB: not tried again at the next poll
+
+        state = supervisor.state()
+        assert state.champion is not None
+        assert state.champion.version == "1"
+        rollout = state.rollouts["champion"]
+        assert (rollout.state, rollout.version) == ("failed", "3")
+        assert reason in rollout.reason
+        assert rollout.reason.endswith("version 1 keeps serving")
+        assert [s.stopped for s in world.of("3")] == [True]
+        assert count(outcome) == before + 1
+        assert not world.of("1")[0].stopped
+
+    run(scenario)
+
+
+def test_a_failed_version_is_tried_again_after_the_retry_period(run: Callable[..., None]) -> None:
+    async def scenario(supervisor: Supervisor, world: World) -> None:
+        world.aliases["champion"] = "1"
+        await supervisor.follow("champion")
+        world.aliases["champion"] = "3"
+        await supervisor.follow("champion")
+        await asyncio.sleep(0.3)
+        await supervisor.follow("champion")
+
+        assert len(world.of("3")) == 2
+
+    run(scenario, ROLLOUT_RETRY_SECONDS=0.2)
+
+
+def test_moving_the_alias_back_while_the_old_server_drains_takes_it_back(run: Callable[..., None]) -> None:
+    async def scenario(supervisor: Supervisor, world: World) -> None:
+        world.aliases["champion"] = "1"
+        await supervisor.follow("champion")
+        (old,) = world.of("1")
+        supervisor.report("facade", [old.url])  # NB: holds the old server in its drain
+        world.aliases["champion"] = "2"
+        await supervisor.follow("champion")
+
+        world.aliases["champion"] = "1"
+        await supervisor.follow("champion")
+
+        assert world.of("1") == [old], "no new server: the draining one was gated again"
+        state = supervisor.state()
+        assert state.champion is not None
+        assert (state.champion.version, state.champion.url) == ("1", old.url)
+        assert not old.stopped
+        assert [b.version for b in state.draining] == ["2"]
+
+    run(scenario)
+
+
+def test_a_server_that_exits_while_serving_is_started_again(run: Callable[..., None]) -> None:
+    async def scenario(supervisor: Supervisor, world: World) -> None:
+        world.aliases["champion"] = "1"
+        await supervisor.follow("champion")
+        exits = REGISTRY.get_sample_value("credit_model_server_exits_total", {"alias": "champion"}) or 0.0
+        world.of("1")[0].alive = False
+
+        await supervisor.follow("champion")
+
+        assert len(world.of("1")) == 2
+        assert supervisor.state().champion is not None
+        assert (
+            REGISTRY.get_sample_value("credit_model_server_exits_total", {"alias": "champion"}) == exits + 1
+        )
+
+    run(scenario)
+
+
+def test_the_challenger_is_served_whatever_it_decides_and_drained_when_its_alias_goes(
+    run: Callable[..., None],
+) -> None:
+    async def scenario(supervisor: Supervisor, world: World) -> None:
+        assert supervisor.settings.aliases == ("champion", "challenger")
+        world.aliases["challenger"] = "3"
+        await supervisor.follow("challenger")
+        state = supervisor.state()
+        assert state.challenger is not None, "a challenger is gated on /ping and its run id only"
+        assert state.challenger.version == "3"
+
+        del world.aliases["challenger"]
+        await supervisor.follow("challenger")
+        await _settle()
+        assert supervisor.state().challenger is None
+        assert world.of("3")[0].stopped
+
+    run(scenario, SHADOW_SAMPLE_RATE=0.1)
+
+
+def test_without_shadowing_no_challenger_is_followed() -> None:
+    assert Settings(MLFLOW_TRACKING_URI=TRACKING).aliases == ("champion",)

@@ -15,6 +15,7 @@ answers::
     ├── RecordUnavailable             503  the decision could not be recorded, so it is not returned
     ├── RecordsUnreadable             503  the decision records database cannot be read now
     ├── RecordNotFound                404  no decision record has this application id
+    ├── RecordInvalid                 409  a stored record no longer reads as a record (changed in the database)
     ├── RecordsOff                    501  decision records are not configured on this server
     └── UpstreamError                      the scoring server or the registry failed us
         ├── ModelUnavailable          503  unreachable (Retry-After)
@@ -177,6 +178,18 @@ class RecordNotFound(ProblemError):
     status = 404
     slug = "decision-record-not-found"
     title = "Decision record not found"
+
+
+class RecordInvalid(ProblemError):
+    """A stored record that does not match the record schema: it was changed in the database.
+
+    NB: named by its ``seq`` only; its values (personal data, and whatever was written there) are
+    never repeated.
+    """
+
+    status = 409
+    slug = "decision-record-invalid"
+    title = "Decision record does not match the record schema"
 
 
 class RecordsOff(ProblemError):

@@ -187,7 +187,9 @@ class UnhandledErrorMiddleware:
             )
             if started:
                 return  # NB: too late for a problem body; the server closes the connection
-            response = problem_response(scope["path"], 500, detail="An unexpected error occurred.")
+            # NB: the instance as every other problem names it: no path parameter repeated.
+            instance = problem_instance(Request(scope))
+            response = problem_response(instance, 500, detail="An unexpected error occurred.")
             await response(scope, receive, send)
 
 

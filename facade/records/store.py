@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from sqlalchemy import Connection, Row, Select, func, insert, select, text, update
@@ -79,6 +79,23 @@ class BrokenLink:
     seq: int
     application_id: UUID | None
     problem: str
+
+
+class StoredRecordInvalid(Exception):
+    """A stored record that no longer reads back as a record: one of its columns was changed in the
+    database (a time, an id or JSON that is not one). Names the record by ``seq``, never its values."""
+
+    def __init__(self, seq: int) -> None:
+        super().__init__(f"decision record seq {seq} cannot be read as a record")
+        self.seq = seq
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A row of the records table that does not read back as a record (see StoredRecordInvalid)."""
+
+    seq: int
+    application_id: UUID | None
 
 
 @dataclass(frozen=True)
@@ -367,10 +384,12 @@ def _append(
 
 
 def _get(connection: Connection, *, application_id: UUID) -> DecisionRecord | None:
-    row = connection.execute(
-        select(*_RECORD_COLUMNS).where(decision_records.c.application_id == application_id)
-    ).first()
-    return _record(row) if row is not None else None
+    found = _readable(
+        _read_records(
+            connection, select(*_RECORD_COLUMNS).where(decision_records.c.application_id == application_id)
+        )
+    )
+    return found[0] if found else None
 
 
 def _count(connection: Connection) -> int:
@@ -394,8 +413,8 @@ def _page(connection: Connection, *, after: int, limit: int, filters: Filters) -
         query = query.where(decision_records.c.prediction == filters.prediction)
     if filters.model_version is not None:
         query = query.where(decision_records.c.model_version == filters.model_version)
-    rows = connection.execute(query.order_by(_c.seq).limit(limit + 1)).all()
-    return Page(records=[_record(row) for row in rows[:limit]], more=len(rows) > limit)
+    records = _read_records(connection, query.order_by(_c.seq).limit(limit + 1))
+    return Page(records=_readable(records[:limit]), more=len(records) > limit)
 
 
 def _purge_chunk(connection: Connection, *, cutoff: datetime) -> PurgeResult:
@@ -455,29 +474,32 @@ def _verify(connection: Connection, *, since: datetime | None, until: datetime |
     checked = 0
     after = expected_seq - 1
     while after < int(last):
-        rows = connection.execute(
+        chunk = _read_records(
+            connection,
             select(*_RECORD_COLUMNS)
             .where(_c.seq > after, _c.seq <= last)
             .order_by(_c.seq)
-            .limit(VERIFY_CHUNK)
-        ).all()
-        for row in rows:
-            record = _record(row)
+            .limit(VERIFY_CHUNK),
+        )
+        for record in chunk:
+            if isinstance(record, Unreadable):
+                if record.seq != expected_seq:
+                    return _broken(
+                        checked, record.seq, record.application_id, _missing_before(expected_seq, record.seq)
+                    )
+                return _broken(checked, record.seq, record.application_id, CONTENT_MISMATCH)
             if record.seq != expected_seq:
                 return _broken(
                     checked, record.seq, record.application_id, _missing_before(expected_seq, record.seq)
                 )
             if record.prev_hash != expected_prev:
                 return _broken(checked, record.seq, record.application_id, PREV_HASH_MISMATCH)
-            if (
-                digest(hashed_fields(record, record.seq, record.timestamp, record.prev_hash))
-                != record.record_hash
-            ):
+            if not _hash_holds(record):
                 return _broken(checked, record.seq, record.application_id, CONTENT_MISMATCH)
             checked += 1
             expected_seq += 1
             expected_prev = record.record_hash
-        after = rows[-1].seq
+        after = chunk[-1].seq
 
     # NB: the link out of the range: the next record, or, when there is none, the chain's head.
     successor = connection.execute(
@@ -506,6 +528,14 @@ def _verify(connection: Connection, *, since: datetime | None, until: datetime |
     elif str(successor.prev_hash) != expected_prev:
         return _broken(checked, int(successor.seq), successor.application_id, PREV_HASH_MISMATCH)
     return Verification(ok=True, records=checked, first_broken=None)
+
+
+def _hash_holds(record: DecisionRecord) -> bool:
+    try:
+        fields = hashed_fields(record, record.seq, record.timestamp, record.prev_hash)
+        return digest(fields) == record.record_hash
+    except (TypeError, ValueError):
+        return False  # NB: its reasons or application are no longer JSON objects: it was changed
 
 
 def _missing_before(expected: int, found: int) -> str:
@@ -541,6 +571,36 @@ def _stamp(draft: DecisionDraft, seq: int, at: datetime, prev_hash: str, record_
         prev_hash=prev_hash,
         record_hash=record_hash,
     )
+
+
+def _read_records(connection: Connection, query: Select[Any]) -> list[DecisionRecord | Unreadable]:
+    """The records ``query`` selects, in its order; a row whose columns no longer decode is Unreadable."""
+    try:
+        return [_record(row) for row in connection.execute(query).all()]
+    except (ValueError, TypeError):
+        pass
+    # NB: only when a record was changed in the database (SQLite keeps any text in any column): read
+    # the rows one at a time to find which; the exception's message is never kept (it may quote them).
+    found: list[DecisionRecord | Unreadable] = []
+    for seq in connection.execute(query.with_only_columns(_c.seq)).scalars().all():
+        one = select(*_RECORD_COLUMNS).where(_c.seq == seq)
+        try:
+            found.append(_record(connection.execute(one).one()))
+        except (ValueError, TypeError):
+            try:
+                application_id = connection.execute(one.with_only_columns(_c.application_id)).scalar_one()
+            except (ValueError, TypeError):
+                application_id = None
+            found.append(Unreadable(int(seq), application_id))
+    return found
+
+
+def _readable(records: list[DecisionRecord | Unreadable]) -> list[DecisionRecord]:
+    """``records``, or StoredRecordInvalid naming the first that cannot be read."""
+    for record in records:
+        if isinstance(record, Unreadable):
+            raise StoredRecordInvalid(record.seq)
+    return cast(list[DecisionRecord], records)
 
 
 def _record(row: Row[Any]) -> DecisionRecord:

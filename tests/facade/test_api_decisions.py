@@ -337,3 +337,72 @@ def test_reading_records_without_the_permission_is_403(keyed: TestClient, path: 
     assert SCOPE_DECISIONS_READ in response.json()["detail"]
     assert "record_hash" not in response.text
     assert DESK_KEY not in response.text
+
+
+@pytest.mark.parametrize(
+    ("column", "tampered"),
+    [
+        ("prediction", "'MAYBE-123456789'"),  # NB: not a decision the contract knows
+        ("credit_score", "'123456789x'"),  # NB: SQLite keeps text in an INTEGER column
+        ("reasons", "'\"123456789\"'"),  # NB: JSON, but not a list of reasons
+        ("application", "'[123456789]'"),  # NB: JSON, but not an object
+        ("application", "'{\"income\": 123456789'"),  # NB: no longer JSON at all
+        ("recorded_at", "'123456789'"),  # NB: no longer a time
+    ],
+    ids=["prediction", "credit_score", "reasons", "application-list", "application-not-json", "timestamp"],
+)
+def test_a_record_changed_in_the_database_is_409_naming_its_seq_never_its_values(
+    recorded: TestClient, database: Path, column: str, tampered: str
+) -> None:
+    ids = [
+        p["application_id"]
+        for p in recorded.post("/api/v1/predict/batch", json={"applications": [APPROVED, REJECTED] * 2}).json()[
+            "predictions"
+        ]
+    ]
+    sql(database, f"UPDATE decision_records SET {column} = {tampered} WHERE seq = 3")  # noqa: S608
+
+    one = recorded.get(f"/api/v1/decisions/{ids[2]}")
+    page = recorded.get("/api/v1/decisions")
+
+    for response in (one, page):
+        assert response.status_code == 409, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        body = response.json()
+        assert body["type"].endswith("/decision-record-invalid")
+        assert "seq 3" in body["detail"]
+        assert "/decisions/verify" in body["detail"]
+        assert "123456789" not in response.text
+        assert ids[2] not in response.text
+    assert one.json()["instance"] == "/api/v1/decisions/{application_id}"
+    # The records around it still read, and the page after it is reachable.
+    assert recorded.get(f"/api/v1/decisions/{ids[1]}").status_code == 200
+    assert "cursor=c0000000000000003" in page.json()["detail"]
+    after = recorded.get("/api/v1/decisions?cursor=c0000000000000003").json()
+    assert [r["seq"] for r in after["records"]] == [4]
+    # And verify names it as the first broken link.
+    verified = recorded.get("/api/v1/decisions/verify")
+    assert verified.status_code == 200
+    assert verified.json()["ok"] is False
+    assert verified.json()["records"] == 2
+    assert verified.json()["first_broken"]["seq"] == 3
+    assert "changed" in verified.json()["first_broken"]["problem"]
+
+
+def test_an_unexpected_error_is_a_bare_500_whose_instance_never_repeats_a_path_parameter(
+    recorded: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from facade.records.store import DecisionStore
+
+    async def broken(self: DecisionStore, application_id: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(DecisionStore, "get", broken)
+    unexpected = TestClient(recorded.app, raise_server_exceptions=False)
+
+    response = unexpected.get("/api/v1/decisions/7d444840-9dc0-11d1-b245-5ffdce74fad2")
+
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["instance"] == "/api/v1/decisions/{application_id}"
+    assert "7d444840" not in response.text

@@ -2,7 +2,9 @@
 
 Reading records is its own permission (``credit:decisions:read``), apart from predicting: records
 hold applicants' personal data. Bad ids and parameters get 422 naming the parameter and its rule,
-never repeating the value (nor does a problem's ``instance``, which names the route's template).
+never repeating the value (nor does a problem's ``instance``, which names the route's template). A
+record changed in the database so that it no longer matches the record schema is answered 409,
+named by its ``seq`` and never its values: ``/decisions/verify`` is the auditor's tool for it.
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ from typing import Annotated, Any, TypeVar, cast
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from facade.api.openapi import problem_responses
 from facade.api.validation import register_parameter_rules
 from facade.core.problems import Problem
-from facade.errors import RecordNotFound, RecordsOff, RecordsUnreadable
+from facade.errors import RecordInvalid, RecordNotFound, RecordsOff, RecordsUnreadable
 from facade.records.record import DecisionRecord
-from facade.records.store import DecisionStore, Filters
+from facade.records.store import DecisionStore, Filters, StoredRecordInvalid
 from facade.schemas import (
     BrokenLinkPublic,
     ChainVerificationPublic,
@@ -117,13 +119,34 @@ async def _reading(read: Awaitable[T], seconds: float | None = READ_TIMEOUT_SECO
     try:
         async with asyncio.timeout(seconds):
             return await read
+    except StoredRecordInvalid:
+        raise
     except Exception as exc:
         # NB: the class only: a driver's message can quote the statement's values.
         logger.warning("decision records: a read failed (%s)", type(exc).__name__)
         raise RecordsUnreadable("The decision records database cannot be read now; retry shortly.") from None
 
 
-def _public(record: DecisionRecord) -> DecisionRecordPublic:
+def _invalid(seq: int, *, paging: bool = False) -> RecordInvalid:
+    detail = (
+        f"The stored decision record seq {seq} does not match the record schema: it was changed in the "
+        "database. Run GET /api/v1/decisions/verify to find the first record that does not verify."
+    )
+    if paging:
+        detail += f" The records after it: cursor={encode_cursor(seq)}."
+    return RecordInvalid(detail)
+
+
+def _public(record: DecisionRecord, *, paging: bool = False) -> DecisionRecordPublic:
+    """The record as the API publishes it; RecordInvalid (409) if it no longer fits the schema."""
+    try:
+        return _validated(record)
+    except (ValidationError, TypeError, ValueError):
+        # NB: neither the error nor the values are kept: they are what was written into the record.
+        raise _invalid(record.seq, paging=paging) from None
+
+
+def _validated(record: DecisionRecord) -> DecisionRecordPublic:
     return DecisionRecordPublic(
         seq=record.seq,
         application_id=record.application_id,
@@ -155,6 +178,13 @@ def _responses(*statuses: int, not_found: bool = False) -> dict[int | str, dict[
         "model": Problem,
         "description": "A malformed id or query parameter; `errors` names each (never its value).",
     }
+    responses[409] = {
+        "model": Problem,
+        "description": (
+            "A stored record does not match the record schema (it was changed in the database); "
+            "`detail` names its `seq`, never its values. Run `/decisions/verify`."
+        ),
+    }
     responses[501] = {"model": Problem, "description": "Decision records are off on this server."}
     responses[503] = {
         **problem_responses(503)[503],
@@ -179,8 +209,11 @@ async def list_decisions(query: Annotated[DecisionsQuery, Query()], store: Store
     filters = Filters(
         since=query.since, until=query.until, prediction=query.prediction, model_version=query.model_version
     )
-    page = await _reading(store.page(after=after, limit=query.limit, filters=filters))
-    records = [_public(record) for record in page.records]
+    try:
+        page = await _reading(store.page(after=after, limit=query.limit, filters=filters))
+    except StoredRecordInvalid as exc:
+        raise _invalid(exc.seq, paging=True) from None
+    records = [_public(record, paging=True) for record in page.records]
     next_cursor = encode_cursor(page.records[-1].seq) if page.more else None
     return DecisionPagePublic(records=records, count=len(records), next_cursor=next_cursor)
 
@@ -204,7 +237,10 @@ async def verify_decisions(query: Annotated[_Range, Query()], store: StoreDep) -
 @router.get("/{application_id}", response_model=DecisionRecordPublic, responses=_responses(not_found=True))
 async def get_decision(application_id: UUID, store: StoreDep) -> DecisionRecordPublic:
     """The record of one decision, by the `application_id` its answer carried."""
-    record = await _reading(store.get(application_id))
+    try:
+        record = await _reading(store.get(application_id))
+    except StoredRecordInvalid as exc:
+        raise _invalid(exc.seq) from None
     if record is None:
         raise RecordNotFound("No decision record has this application_id.")
     return _public(record)

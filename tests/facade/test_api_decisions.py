@@ -390,19 +390,21 @@ def test_a_record_changed_in_the_database_is_409_naming_its_seq_never_its_values
 
 
 def test_an_unexpected_error_is_a_bare_500_whose_instance_never_repeats_a_path_parameter(
-    recorded: TestClient, monkeypatch: pytest.MonkeyPatch
+    recorded: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from facade.records.store import DecisionStore
+    import facade.api.routes.decisions as routes
 
-    async def broken(self: DecisionStore, application_id: object) -> None:
+    answer = recorded.post("/api/v1/predict", json=APPROVED).json()
+
+    def bug(record: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(DecisionStore, "get", broken)
-    unexpected = TestClient(recorded.app, raise_server_exceptions=False)
+    monkeypatch.setattr(routes, "_validated", bug)
 
-    response = unexpected.get("/api/v1/decisions/7d444840-9dc0-11d1-b245-5ffdce74fad2")
+    response = recorded.get(f"/api/v1/decisions/{answer['application_id']}")
 
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["instance"] == "/api/v1/decisions/{application_id}"
-    assert "7d444840" not in response.text
+    assert answer["application_id"] not in response.text
+    assert any("unhandled RuntimeError" in message for message in caplog.messages)

@@ -15,7 +15,7 @@ import json
 import logging.config
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 from facade.core.config import get_settings
 from facade.core.logs import logging_config
@@ -26,7 +26,10 @@ def _aware(value: str) -> datetime:
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         raise argparse.ArgumentTypeError("give a UTC offset, e.g. 2026-01-01T00:00:00Z")
-    return parsed
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise argparse.ArgumentTypeError("give a time between 0001-01-01 and 9999-12-31 in UTC") from None
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -163,6 +163,8 @@ def test_an_unknown_id_is_404_and_a_malformed_one_422_never_echoed(recorded: Tes
         ("since=yesterday", "since"),
         ("since=2031-07-04T12:30:00", "since"),  # NB: no UTC offset
         ("until=1767225600", "until"),  # NB: a bare number is not a date-time
+        ("since=9999-12-31T23:59:59-23:59", "since"),  # NB: in UTC, the year 10000
+        ("until=0001-01-01T00:00:00%2B23:00", "until"),  # NB: in UTC, the year 0
         ("prediction=MAYBE-SSN-123456789", "prediction"),
         ("model_version=v1-123456789", "model_version"),
         ("cursor=eyJzZXEiOjEyMzQ1Njc4OX0", "cursor"),
@@ -172,7 +174,7 @@ def test_an_unknown_id_is_404_and_a_malformed_one_422_never_echoed(recorded: Tes
     ],
 )
 def test_bad_query_parameters_are_422_naming_the_parameter_never_its_value(
-    recorded: TestClient, query: str, parameter: str
+    recorded: TestClient, query: str, parameter: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     for path in ("/api/v1/decisions", "/api/v1/decisions/verify"):
         if path.endswith("verify") and parameter not in ("since", "until", "applicant"):
@@ -181,10 +183,31 @@ def test_bad_query_parameters_are_422_naming_the_parameter_never_its_value(
         assert response.status_code == 422, (path, query)
         errors = response.json()["errors"]
         assert [error["field"] for error in errors] == [f"query.{parameter}"]
+        if parameter in ("since", "until"):
+            assert "between 0001-01-01 and 9999-12-31 in UTC" in errors[0]["rule"]
         value = query.partition("=")[2]
         if len(value) > 3:  # NB: "0" is in any body
             assert value not in response.text
+            assert value.replace("%2B", "+") not in response.text
         assert "123456789" not in response.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_failure_that_is_not_the_database_is_not_blamed_on_it(
+    recorded: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from facade.records.store import DecisionStore
+
+    async def bug(self: DecisionStore, **_: object) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(DecisionStore, "page", bug)
+
+    response = recorded.get("/api/v1/decisions")
+
+    # NB: a bug is a 500 (logged with its traceback), not a 503 telling clients to retry.
+    assert response.status_code == 500
+    assert "retry-after" not in response.headers
 
 
 def test_pages_are_stable_while_decisions_are_being_recorded(recorded: TestClient) -> None:

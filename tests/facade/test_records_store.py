@@ -425,6 +425,8 @@ def test_the_commands_migrate_verify_and_purge(tmp_path: Path) -> None:
     assert purged.returncode == 0
     assert json.loads(purged.stdout)["deleted"] == 0
     assert run_command("verify", "--since", "2020-01-01T00:00:00", database=database).returncode == 2
+    # NB: the year 10000 in UTC: a usage error (2), never a broken chain (1).
+    assert run_command("verify", "--since", "9999-12-31T23:59:59-23:59", database=database).returncode == 2
 
 
 def test_the_database_url_is_never_logged_with_its_password() -> None:

@@ -13,11 +13,22 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar, cast
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from facade.api.openapi import problem_responses
 from facade.api.validation import register_parameter_rules
@@ -50,7 +61,10 @@ READ_TIMEOUT_SECONDS = 10.0
 # valid cursor, so the published pattern is the whole rule.
 CURSOR_PATTERN = r"^c[0-7][0-9a-f]{15}$"  # a seq below 2**63 (a BIGINT)
 
-_AT = "must be an ISO 8601 date-time with a UTC offset, e.g. 2026-01-01T00:00:00Z"
+_AT = (
+    "must be an ISO 8601 date-time with a UTC offset, between 0001-01-01 and 9999-12-31 in UTC, "
+    "e.g. 2026-01-01T00:00:00Z"
+)
 register_parameter_rules(
     application_id="must be a UUID, as an answer's application_id",
     since=_AT,
@@ -82,7 +96,16 @@ def _rfc3339_only(value: object) -> object:
     return value
 
 
-Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
+def _in_utc(value: datetime) -> datetime:
+    # NB: converted here, where a bad instant is the client's 422: 9999-12-31T23:59:59-23:59 is in the
+    # year 10000 in UTC, which no datetime (nor the database) holds.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("outside the years 1 to 9999 in UTC") from None
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only), AfterValidator(_in_utc)]
 
 
 class _Range(BaseModel):
@@ -115,13 +138,16 @@ StoreDep = Annotated[DecisionStore, Depends(get_store)]
 T = TypeVar("T")
 
 
+# NB: what a database that cannot be read now raises: the driver's errors, the pool's timeout, a
+# connection refused or broken, a deadline. Anything else is a bug, the last-resort 500's to log.
+_DATABASE_ERRORS = (DBAPIError, DisconnectionError, PoolTimeout, OSError, TimeoutError)
+
+
 async def _reading(read: Awaitable[T], seconds: float | None = READ_TIMEOUT_SECONDS) -> T:
     try:
         async with asyncio.timeout(seconds):
             return await read
-    except StoredRecordInvalid:
-        raise
-    except Exception as exc:
+    except _DATABASE_ERRORS as exc:
         # NB: the class only: a driver's message can quote the statement's values.
         logger.warning("decision records: a read failed (%s)", type(exc).__name__)
         raise RecordsUnreadable("The decision records database cannot be read now; retry shortly.") from None

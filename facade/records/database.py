@@ -58,6 +58,10 @@ class Database:
         """
         raise NotImplementedError
 
+    async def try_write(self, work: Work[T], *, seconds: float) -> T:
+        """Run ``work`` in a write transaction as ``write`` would, then roll it back: nothing is written."""
+        raise NotImplementedError
+
     async def read(self, work: Work[T], *, snapshot: bool = False) -> T:
         """``snapshot``: every statement of ``work`` sees the same committed state."""
         raise NotImplementedError
@@ -100,6 +104,14 @@ class PostgresDatabase(Database):
         async with asyncio.timeout(seconds), self.engine.begin() as connection:
             return await connection.run_sync(work)
 
+    async def try_write(self, work: Work[T], *, seconds: float) -> T:
+        async with asyncio.timeout(seconds), self.engine.connect() as connection:
+            await connection.begin()
+            try:
+                return await connection.run_sync(work)
+            finally:
+                await connection.rollback()
+
     async def read(self, work: Work[T], *, snapshot: bool = False) -> T:
         async with self.engine.connect() as connection:
             if snapshot:
@@ -135,6 +147,12 @@ class SQLiteDatabase(Database):
             self._writer, partial(_in_transaction, self._write_engine, work, deadline)
         )
 
+    async def try_write(self, work: Work[T], *, seconds: float) -> T:
+        deadline = time.monotonic() + seconds
+        return await asyncio.get_running_loop().run_in_executor(
+            self._writer, partial(_in_transaction, self._write_engine, work, deadline, commit=False)
+        )
+
     async def read(self, work: Work[T], *, snapshot: bool = False) -> T:
         # NB: a SQLite transaction is a snapshot already (BEGIN, then WAL keeps it consistent).
         return await asyncio.get_running_loop().run_in_executor(
@@ -149,7 +167,9 @@ class SQLiteDatabase(Database):
         self._read_engine.dispose()
 
 
-def _in_transaction(engine: Engine, work: Work[T], deadline: float | None = None) -> T:
+def _in_transaction(
+    engine: Engine, work: Work[T], deadline: float | None = None, *, commit: bool = True
+) -> T:
     with engine.connect() as connection:
         if deadline is not None:
             remaining = deadline - time.monotonic()
@@ -160,8 +180,11 @@ def _in_transaction(engine: Engine, work: Work[T], deadline: float | None = None
             raw = connection.connection.dbapi_connection
             assert raw is not None
             raw.execute(f"PRAGMA busy_timeout = {max(1, int(remaining * 1000))}")
-        with connection.begin():
-            return work(connection)
+        with connection.begin() as transaction:
+            result = work(connection)
+            if not commit:
+                transaction.rollback()
+            return result
 
 
 def _sqlite_engine(url: URL, begin: str, pool_size: int, timeout: float) -> Engine:

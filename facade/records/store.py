@@ -12,7 +12,8 @@ time order and ``seq`` order agree even across replicas whose clocks differ a li
 
 Failures close the door: a transaction that fails or outlasts DECISION_WRITE_TIMEOUT_SECONDS
 fails its callers with ``RecordUnavailable`` (503), and after a few in a row a circuit breaker
-refuses appends at once until a probe (an append or readiness's ping) succeeds again.
+refuses appends at once until its pause is over, then lets one append through as a probe; only a
+record written closes it (readiness's ping proves the database writable but closes nothing).
 
 The SQL is written once, as functions of a Connection that ``facade.records.database`` runs in a
 transaction on either backend. Privacy: the engines hide bound parameters from their error
@@ -203,10 +204,22 @@ class DecisionStore:
             Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
 
     async def ping(self) -> None:
-        """One trivial query within the write deadline; its success closes the circuit."""
-        async with asyncio.timeout(self.write_timeout):
-            await self.database.read(_select_one)
-        self.breaker.record_success()
+        """Prove, within the write deadline, that a record could be written now, writing none.
+
+        SQLite: the writer's own BEGIN IMMEDIATE takes the write lock (another process holding it, or
+        a read-only file, fails it), then rolls back. PostgreSQL: in a transaction of the writer's
+        own connections, the chain's head row is locked as an append locks it (a read-only server,
+        a standby, or a writer stuck holding the lock fails it within lock_timeout), and the role's
+        INSERT privilege on the records table is checked, then it rolls back.
+
+        NB: its success does not close the records circuit: only a record actually written does
+        (the circuit lets one append through by itself once its pause is over). A ping succeeding
+        while appends fail would otherwise undo the fast 503 at every readiness probe.
+        """
+        await self.database.try_write(
+            partial(_probe_write, lock_timeout_ms=max(1, int(self.write_timeout * 1000))),
+            seconds=self.write_timeout,
+        )
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -348,8 +361,22 @@ class DecisionStore:
 # -- the SQL, as functions of a connection inside a transaction ------------------------------
 
 
-def _select_one(connection: Connection) -> None:
-    connection.execute(text("SELECT 1"))
+class RecordsNotInsertable(Exception):
+    """The database role may not INSERT into the records table: no decision could be recorded."""
+
+
+def _probe_write(connection: Connection, *, lock_timeout_ms: int) -> None:
+    if connection.dialect.name != "postgresql":
+        return  # NB: SQLite: the transaction's BEGIN IMMEDIATE took the write lock, which is the proof
+    connection.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
+    insertable = connection.execute(
+        select(func.has_table_privilege(decision_records.name, "INSERT"))
+        .select_from(decision_chain)
+        .where(decision_chain.c.id == HEAD_ID)
+        .with_for_update()
+    ).scalar_one()
+    if not insertable:
+        raise RecordsNotInsertable("the role may not insert decision records")
 
 
 def _head(connection: Connection, *, lock: bool = False) -> Row[Any]:

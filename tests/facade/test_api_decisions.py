@@ -431,3 +431,24 @@ def test_an_unexpected_error_is_a_bare_500_whose_instance_never_repeats_a_path_p
     assert response.json()["instance"] == "/api/v1/decisions/{application_id}"
     assert answer["application_id"] not in response.text
     assert any("unhandled RuntimeError" in message for message in caplog.messages)
+
+
+def test_readiness_is_503_while_decisions_cannot_be_written_though_the_database_reads(
+    settings: Settings, upstream: respx.MockRouter, database: Path
+) -> None:
+    app = create_app(records_settings(settings, database, DECISION_WRITE_TIMEOUT_SECONDS=0.3))
+    with TestClient(app) as client:
+        assert client.get("/api/v1/health/ready").status_code == 200
+        blocker = sqlite3.connect(database, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # NB: another process holds the write lock; reads go on
+        try:
+            assert client.get("/api/v1/decisions").status_code == 200
+            ready = client.get("/api/v1/health/ready")
+            assert client.post("/api/v1/predict", json=APPROVED).status_code == 503
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert ready.status_code == 503
+        assert ready.headers["content-type"] == "application/problem+json"
+        assert "decision records cannot be written" in ready.json()["detail"]
+        assert client.get("/api/v1/health/ready").status_code == 200

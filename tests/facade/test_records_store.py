@@ -454,3 +454,38 @@ def test_the_records_database_setting_takes_sqlite_and_postgresql_urls() -> None
         assert settings.DECISIONS_DATABASE_URL is not None
         assert "p@" not in repr(settings)
     assert Settings.model_validate({"DECISIONS_DATABASE_URL": ""}).DECISIONS_DATABASE_URL is None
+
+
+def test_the_ping_proves_a_record_could_be_written_and_never_closes_the_circuit(tmp_path: Path) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    opened = Store(tmp_path / "decisions.db", write_timeout=0.3)
+    try:
+        opened.append(draft(0))
+        opened.run(opened.store.ping())
+        blocker = sqlite3.connect(opened.path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # NB: another process writing: readable, not writable
+        try:
+            start = time.perf_counter()
+            with pytest.raises(OperationalError):
+                opened.run(opened.store.ping())
+            assert time.perf_counter() - start < 1.5  # NB: within the write deadline (0.3 s)
+            for n in range(3):
+                with pytest.raises(RecordUnavailable):
+                    opened.append(draft(n))
+            assert opened.store.breaker.failing_fast
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+
+        opened.run(opened.store.ping())  # NB: writable again...
+        assert opened.store.breaker.failing_fast  # ...but only a record written closes the circuit
+        with pytest.raises(RecordUnavailable):
+            opened.append(draft(4))  # NB: still refused at once during the pause
+        time.sleep(1.1)
+        (record,) = opened.append(draft(5))  # NB: the circuit's own probe, after its pause
+        assert not opened.store.breaker.failing_fast
+        assert record.seq == 2  # NB: the pings wrote nothing
+        assert opened.sql("SELECT last_seq FROM decision_chain") == [(2,)]
+    finally:
+        opened.close()

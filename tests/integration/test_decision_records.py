@@ -303,3 +303,34 @@ def test_the_chain_and_the_purge_on_postgresql(pg: Postgres) -> None:
     assert deleted.first_broken.problem == "record 3, the one before it, is missing"
     assert (purged.deleted, purged.anchor_seq, purged.anchor_hash) == (4, 6, old[-1].record_hash)
     assert (after_purge.ok, after_purge.records) == (True, 5)
+
+
+def test_the_ping_fails_on_postgresql_that_reads_but_cannot_record(pg: Postgres) -> None:
+    """Readiness's ping: a role without INSERT on the records, or a read-only database, is not ready."""
+    url = decisions_database(pg)
+    role = url.split("//")[1].split(":")[0]
+
+    async def ping() -> str:
+        store = DecisionStore(url, write_timeout=1.0)
+        await store.start()
+        try:
+            await store.ping()
+            return "ok"
+        except Exception as exc:
+            return type(exc).__name__
+        finally:
+            await store.close()
+
+    assert asyncio.run(ping()) == "ok"
+    sql(url, f'REVOKE INSERT ON decision_records FROM "{role}"')
+    assert asyncio.run(ping()) == "RecordsNotInsertable"
+    sql(url, f'GRANT INSERT ON decision_records TO "{role}"')
+    assert asyncio.run(ping()) == "ok"
+    superuser = pg.url(role)
+    sql(superuser, f'ALTER ROLE "{role}" SET default_transaction_read_only = on')  # NB: as on a standby
+    try:
+        assert asyncio.run(ping()) == "DBAPIError"  # NB: cannot execute SELECT FOR UPDATE read-only
+        assert stored_ids(url) == set()  # NB: and still readable
+    finally:
+        sql(superuser, f'ALTER ROLE "{role}" RESET default_transaction_read_only')
+    assert asyncio.run(ping()) == "ok"

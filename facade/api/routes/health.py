@@ -30,7 +30,8 @@ async def ready(settings: SettingsDep, lifecycle: LifecycleDep, service: Service
     scored = await service.warm_up()
     if service.records is not None:
         # NB: a decision that cannot be recorded is refused, so an instance whose records database
-        # is unreachable cannot serve predictions; a successful ping also closes the records circuit.
+        # cannot be written now (unreachable, read-only, locked by another writer, no INSERT grant)
+        # cannot serve predictions. The ping writes nothing and closes no circuit.
         try:
             await service.records.ping()
         except Exception as exc:

@@ -82,30 +82,20 @@ def open_database(url: str, timeout: float) -> Database:
 class PostgresDatabase(Database):
     def __init__(self, url: URL, timeout: float) -> None:
         self.url = url
-        self.engine: AsyncEngine = create_async_engine(
-            url,
-            # NB: a driver's error message quotes the statement; with this it never quotes values.
-            hide_parameters=True,
-            pool_size=5,
-            max_overflow=5,
-            pool_timeout=timeout,
-            pool_recycle=1800,
-            # NB: no pre-ping: it costs a round trip on every transaction. After a restart of the
-            # database the first transaction fails on its dead connection, which makes SQLAlchemy
-            # drop the whole pool, and the next one connects afresh.
-            connect_args={
-                "timeout": timeout,
-                "command_timeout": COMMAND_TIMEOUT_SECONDS,
-                "server_settings": {"application_name": "credit-score-facade"},
-            },
-        )
+        # NB: writes and reads have engines (pools) of their own: ten /decisions/verify calls each
+        # holding a REPEATABLE READ connection for seconds took the whole shared pool, and the
+        # writer, waiting pool_timeout for a connection, failed every decision with 503. A reader
+        # can no longer stop decisions. The writer's pool: the store's one writer task, a purge
+        # chunk and a readiness ping at the same time, at most.
+        self.write_engine = _postgres_engine(url, timeout, pool_size=2, max_overflow=1)
+        self.engine = _postgres_engine(url, timeout, pool_size=5, max_overflow=5)
 
     async def write(self, work: Work[T], *, seconds: float | None = None) -> T:
-        async with asyncio.timeout(seconds), self.engine.begin() as connection:
+        async with asyncio.timeout(seconds), self.write_engine.begin() as connection:
             return await connection.run_sync(work)
 
     async def try_write(self, work: Work[T], *, seconds: float) -> T:
-        async with asyncio.timeout(seconds), self.engine.connect() as connection:
+        async with asyncio.timeout(seconds), self.write_engine.connect() as connection:
             await connection.begin()
             try:
                 return await connection.run_sync(work)
@@ -120,7 +110,28 @@ class PostgresDatabase(Database):
                 return await connection.run_sync(work)
 
     async def dispose(self) -> None:
+        await self.write_engine.dispose()
         await self.engine.dispose()
+
+
+def _postgres_engine(url: URL, timeout: float, *, pool_size: int, max_overflow: int) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        # NB: a driver's error message quotes the statement; with this it never quotes values.
+        hide_parameters=True,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=timeout,
+        pool_recycle=1800,
+        # NB: no pre-ping: it costs a round trip on every transaction. After a restart of the
+        # database the first transaction fails on its dead connection, which makes SQLAlchemy
+        # drop the whole pool, and the next one connects afresh.
+        connect_args={
+            "timeout": timeout,
+            "command_timeout": COMMAND_TIMEOUT_SECONDS,
+            "server_settings": {"application_name": "credit-score-facade"},
+        },
+    )
 
 
 class SQLiteDatabase(Database):

@@ -334,3 +334,35 @@ def test_the_ping_fails_on_postgresql_that_reads_but_cannot_record(pg: Postgres)
     finally:
         sql(superuser, f'ALTER ROLE "{role}" RESET default_transaction_read_only')
     assert asyncio.run(ping()) == "ok"
+
+
+def test_readers_holding_every_read_connection_cannot_stop_decisions(pg: Postgres) -> None:
+    """Ten long snapshot reads (ten /decisions/verify calls over a large chain) while a decision is recorded."""
+    from sqlalchemy import Connection, text
+
+    from tests.facade.test_records_store import draft
+
+    url = decisions_database(pg)
+
+    def long_read(connection: Connection) -> None:
+        connection.execute(text("SELECT pg_sleep(3)"))
+
+    async def scenario() -> tuple[int, float, int]:
+        store = DecisionStore(url, write_timeout=1.0)
+        await store.start()
+        try:
+            readers = [asyncio.create_task(store.database.read(long_read, snapshot=True)) for _ in range(10)]
+            await asyncio.sleep(0.5)  # NB: every one of them holds a connection now
+            start = time.perf_counter()
+            (record,) = await store.append([draft(0)])
+            took = time.perf_counter() - start
+            done = sum(1 for result in await asyncio.gather(*readers, return_exceptions=True) if result is None)
+            return record.seq, took, done
+        finally:
+            await store.close()
+
+    seq, took, readers_done = asyncio.run(scenario())
+
+    assert seq == 1
+    assert took < 1.0  # NB: within the write deadline, not after the readers
+    assert readers_done == 10

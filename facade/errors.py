@@ -15,7 +15,7 @@ answers::
     ├── RecordUnavailable             503  the decision could not be recorded, so it is not returned
     ├── RecordsUnreadable             503  the decision records database cannot be read now
     ├── RecordNotFound                404  no decision record has this application id
-    ├── RecordInvalid                 409  a stored record no longer reads as a record (changed in the database)
+    ├── RecordInvalid                 409  a stored record no longer fits the record schema (edited)
     ├── RecordsOff                    501  decision records are not configured on this server
     └── UpstreamError                      the scoring server or the registry failed us
         ├── ModelUnavailable          503  unreachable (Retry-After)

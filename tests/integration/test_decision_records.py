@@ -337,7 +337,7 @@ def test_the_ping_fails_on_postgresql_that_reads_but_cannot_record(pg: Postgres)
 
 
 def test_readers_holding_every_read_connection_cannot_stop_decisions(pg: Postgres) -> None:
-    """Ten long snapshot reads (ten /decisions/verify calls over a large chain) while a decision is recorded."""
+    """Ten long snapshot reads (ten /decisions/verify calls over a long chain), and a decision recorded."""
     from sqlalchemy import Connection, text
 
     from tests.facade.test_records_store import draft
@@ -356,7 +356,9 @@ def test_readers_holding_every_read_connection_cannot_stop_decisions(pg: Postgre
             start = time.perf_counter()
             (record,) = await store.append([draft(0)])
             took = time.perf_counter() - start
-            done = sum(1 for result in await asyncio.gather(*readers, return_exceptions=True) if result is None)
+            done = sum(
+                1 for result in await asyncio.gather(*readers, return_exceptions=True) if result is None
+            )
             return record.seq, took, done
         finally:
             await store.close()

@@ -42,6 +42,9 @@ class Scored:
     rows: list[ScoredRow]
     run_id: str
     model_version: str
+    # The run's decision threshold, what each record names (None when records are off, or the run
+    # logged none).
+    decision_threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class ScoredOne:
     row: ScoredRow
     run_id: str
     model_version: str
+    decision_threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -154,25 +158,37 @@ class PredictionService:
         return await call(self.backends.champion)
 
     async def score(self, applications: Sequence[Application]) -> Scored:
-        """Score in one upstream call, count the decisions under the version that answered, watch drift."""
+        """Score in one upstream call and name the version that answered (and, with records on, the
+        run's decision threshold); count the decisions, watch drift, offer the shadow a sample."""
         try:
             start = time.perf_counter()
             rows = await self._on_champion(lambda client: client.predict(applications))
             PREDICTION_DURATION.observe(time.perf_counter() - start)
             run_id = _single_run(rows)
             version = await self.registry.version_for_run(run_id)
+            # NB: here, beside the version (read once a run, one request shared by concurrent
+            # callers), not while recording: nothing then suspends between the batcher's answer
+            # and the append, so a micro-batch's records share one transaction even just after a
+            # rollout, and a registry blip refuses a decision before it is recorded, never after.
+            threshold = await self.registry.decision_threshold(run_id) if self.records is not None else None
         except ModelRejectedInput:
             raise  # NB: the model is served; it refused this input
         except UpstreamError:
             self.model_loaded = False
             raise
         self.model_loaded = True
+        self._observe(applications, rows, run_id, version)
+        return Scored(rows=rows, run_id=run_id, model_version=version, decision_threshold=threshold)
+
+    def _observe(
+        self, applications: Sequence[Application], rows: Sequence[ScoredRow], run_id: str, version: str
+    ) -> None:
+        """Count decisions, add them to the drift window, offer the shadow a sample."""
         for row in rows:
             PREDICTIONS.labels(row.prediction, version).inc()
         self.drift.observe(run_id, applications, [row.risk_score for row in rows])
         if self.shadow is not None:
             self.shadow.offer(applications, rows, version)
-        return Scored(rows=rows, run_id=run_id, model_version=version)
 
     async def score_one(self, application: Application) -> ScoredOne:
         """Score one application, in whichever micro-batch it lands in when batching is on."""
@@ -183,32 +199,43 @@ class PredictionService:
 
     async def _score_each(self, applications: Sequence[Application]) -> list[ScoredOne]:
         scored = await self.score(applications)
-        return [ScoredOne(row, scored.run_id, scored.model_version) for row in scored.rows]
+        return [
+            ScoredOne(row, scored.run_id, scored.model_version, scored.decision_threshold)
+            for row in scored.rows
+        ]
 
     async def decide(self, submissions: Sequence[Submission]) -> Decisions:
         """Score a batch in one upstream call and record its decisions in one transaction."""
         scored = await self.score([submission.application for submission in submissions])
-        decisions = await self._record(submissions, scored.rows, scored.run_id, scored.model_version)
+        decisions = await self._record(
+            submissions, scored.rows, scored.run_id, scored.model_version, scored.decision_threshold
+        )
         return Decisions(decisions, scored.model_version)
 
     async def decide_one(self, submission: Submission) -> Decision:
         """Score one application (micro-batched) and record its decision.
 
-        NB: nothing may suspend between the batcher's answer and the append (the threshold is
-        cached per run): the callers of one micro-batch then all queue their records before the
-        store's writer runs, and share its transaction.
+        NB: nothing may suspend between the batcher's answer and the append (the threshold comes
+        with the answer, from ``score``): the callers of one micro-batch then all queue their
+        records before the store's writer runs, and share its transaction.
         """
         one = await self.score_one(submission.application)
-        (decision,) = await self._record([submission], [one.row], one.run_id, one.model_version)
+        (decision,) = await self._record(
+            [submission], [one.row], one.run_id, one.model_version, one.decision_threshold
+        )
         return decision
 
     async def _record(
-        self, submissions: Sequence[Submission], rows: Sequence[ScoredRow], run_id: str, version: str
+        self,
+        submissions: Sequence[Submission],
+        rows: Sequence[ScoredRow],
+        run_id: str,
+        version: str,
+        threshold: float | None,
     ) -> list[Decision]:
         if self.records is None:
             at = datetime.now(UTC)
             return [Decision(row, version, uuid4(), at) for row in rows]
-        threshold = await self.registry.decision_threshold(run_id)
         drafts = [
             DecisionDraft(
                 application_id=uuid4(),

@@ -8,11 +8,14 @@ becomes a RegistryUnavailable (503): the facade never reports a version it could
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -22,6 +25,7 @@ from facade.upstream.metrics import UPSTREAM_REQUEST_DURATION, count_error
 from model_code.tracking import RUN_ID, TEST_METRIC_PREFIX, THRESHOLD_PARAM, version_of_run
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 SEARCH_VERSIONS = "/api/2.0/mlflow/model-versions/search"
 GET_RUN = "/api/2.0/mlflow/runs/get"
@@ -84,6 +88,9 @@ class RegistryClient:
         self._artifacts: dict[tuple[str, str], bytes] = {}
         # NB: nor do its params: the decision threshold each decision record names.
         self._thresholds: dict[str, float | None] = {}
+        # NB: the lookups under way, by (what, run): concurrent first callers for a run (every
+        # request just after a rollout) share one request to the tracking server.
+        self._in_flight: dict[tuple[str, str], asyncio.Task[Any]] = {}
 
     @property
     def model_name(self) -> str:
@@ -93,6 +100,27 @@ class RegistryClient:
         """The registered version of ``MODEL_NAME`` built from ``run_id`` (the highest, if several)."""
         if (version := self._versions.get(run_id)) is not None:
             return version
+        return await self._shared(("version", run_id), lambda: self._look_up_version(run_id))
+
+    async def _shared(self, key: tuple[str, str], fetch: Callable[[], Awaitable[_T]]) -> _T:
+        """``fetch()``, or the same fetch already under way for ``key``: one request, every caller its answer.
+
+        NB: a task, shielded, so that a caller who stops waiting does not cancel it for the others.
+        """
+        task = self._in_flight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(fetch())
+            self._in_flight[key] = task
+            task.add_done_callback(lambda done: self._done(key, done))
+        return await asyncio.shield(task)
+
+    def _done(self, key: tuple[str, str], task: asyncio.Task[Any]) -> None:
+        if self._in_flight.get(key) is task:
+            del self._in_flight[key]
+        if not task.cancelled():
+            task.exception()  # NB: retrieved, even when every caller stopped waiting
+
+    async def _look_up_version(self, run_id: str) -> str:
         if not RUN_ID.fullmatch(run_id):
             raise RegistryUnavailable("The scoring server reported a malformed run id.")
         query = {"filter": f"name='{self._model_name}' and run_id='{run_id}'"}
@@ -139,6 +167,9 @@ class RegistryClient:
         """The run's ``decision_threshold`` param (None if it logged none), read once per run."""
         if run_id in self._thresholds:
             return self._thresholds[run_id]
+        return await self._shared(("threshold", run_id), lambda: self._look_up_threshold(run_id))
+
+    async def _look_up_threshold(self, run_id: str) -> float | None:
         threshold = (await self.run_info(run_id)).decision_threshold
         self._thresholds[run_id] = threshold
         return threshold

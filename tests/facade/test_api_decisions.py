@@ -5,6 +5,7 @@ parameters refused without echo; reading needs the decisions-read permission.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import respx
 from fastapi.testclient import TestClient
@@ -379,11 +381,11 @@ def test_a_record_changed_in_the_database_is_409_naming_its_seq_never_its_values
 ) -> None:
     ids = [
         p["application_id"]
-        for p in recorded.post("/api/v1/predict/batch", json={"applications": [APPROVED, REJECTED] * 2}).json()[
-            "predictions"
-        ]
+        for p in recorded.post(
+            "/api/v1/predict/batch", json={"applications": [APPROVED, REJECTED] * 2}
+        ).json()["predictions"]
     ]
-    sql(database, f"UPDATE decision_records SET {column} = {tampered} WHERE seq = 3")  # noqa: S608
+    sql(database, f"UPDATE decision_records SET {column} = {tampered} WHERE seq = 3")
 
     one = recorded.get(f"/api/v1/decisions/{ids[2]}")
     page = recorded.get("/api/v1/decisions")
@@ -452,3 +454,38 @@ def test_readiness_is_503_while_decisions_cannot_be_written_though_the_database_
         assert ready.headers["content-type"] == "application/problem+json"
         assert "decision records cannot be written" in ready.json()["detail"]
         assert client.get("/api/v1/health/ready").status_code == 200
+
+
+def submission(n: int) -> Any:
+    from facade.service import Submission
+
+    return Submission(application=APPROVED, entered=APPROVED, request_id=f"req-{n}", client="anonymous")
+
+
+def test_a_micro_batch_of_a_run_just_served_is_one_registry_read_and_one_transaction(
+    settings: Settings, upstream: respx.MockRouter, database: Path
+) -> None:
+    """The first decisions of a run (after a start or a rollout): its threshold is read once, with the
+    version, and the micro-batch's records still share a transaction."""
+    from tests.facade.facade_fakes import RUN_BODY
+
+    async def run_over_the_network(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.05)  # NB: a real round trip suspends the caller
+        return httpx.Response(200, json=RUN_BODY)
+
+    upstream["run"].mock(side_effect=run_over_the_network)
+    batching = {"MICROBATCH_MAX_ROWS": 8, "MICROBATCH_MAX_CONCURRENCY": 1}
+    with TestClient(create_app(records_settings(settings, database, **batching))) as client:
+        service = client.app_state["service"]
+        runs_before, commits_before = upstream["run"].call_count, commits()
+
+        async def eight_at_once() -> list[Any]:
+            return await asyncio.gather(*(service.decide_one(submission(n)) for n in range(8)))
+
+        decisions = client.portal.call(eight_at_once)  # type: ignore[union-attr]
+
+        assert upstream["run"].call_count - runs_before == 1
+        assert commits() - commits_before == 1
+        assert len({decision.timestamp for decision in decisions}) == 1
+        rows = sql(database, "SELECT seq, decision_threshold FROM decision_records ORDER BY seq")
+        assert rows == [(seq, 0.45) for seq in range(1, 9)]

@@ -21,7 +21,7 @@ BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
 
 PREDICTIONS = Counter(
     "predictions_total",
-    "Applications scored, by decision and the registered model version that scored them.",
+    "Decisions returned, by decision and the registered model version that scored them.",
     ["result", "model_version"],
 )
 PREDICTION_DURATION = Histogram(

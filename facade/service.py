@@ -6,7 +6,8 @@ never taken from configuration or remembered from an earlier answer. Routes call
 ``facade.upstream.backends`` names now), counts decisions, feeds the drift window, offers a sample
 to the challenger's shadow and knows whether the model was last seen served. With decision
 records on, ``decide`` and ``decide_one`` record every decision (``facade.records``) before they
-return it: a decision whose record cannot be written is refused with RecordUnavailable (503).
+return it: a decision whose record cannot be written is refused with RecordUnavailable (503), and
+is then neither counted, nor watched for drift, nor shadowed (only a decision returned is).
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ class PredictionService:
 
     async def score(self, applications: Sequence[Application]) -> Scored:
         """Score in one upstream call and name the version that answered (and, with records on, the
-        run's decision threshold); count the decisions, watch drift, offer the shadow a sample."""
+        run's decision threshold). With records off its decisions are counted and watched here."""
         try:
             start = time.perf_counter()
             rows = await self._on_champion(lambda client: client.predict(applications))
@@ -177,13 +178,14 @@ class PredictionService:
             self.model_loaded = False
             raise
         self.model_loaded = True
-        self._observe(applications, rows, run_id, version)
+        if self.records is None:
+            self._observe(applications, rows, run_id, version)
         return Scored(rows=rows, run_id=run_id, model_version=version, decision_threshold=threshold)
 
     def _observe(
         self, applications: Sequence[Application], rows: Sequence[ScoredRow], run_id: str, version: str
     ) -> None:
-        """Count decisions, add them to the drift window, offer the shadow a sample."""
+        """Count decisions about to be returned, add them to the drift window, offer the shadow a sample."""
         for row in rows:
             PREDICTIONS.labels(row.prediction, version).inc()
         self.drift.observe(run_id, applications, [row.risk_score for row in rows])
@@ -265,6 +267,8 @@ class PredictionService:
             for submission, row in zip(submissions, rows, strict=True)
         ]
         records = await self.records.append(drafts)
+        # NB: only now, the records written: a decision refused (503) is not counted, watched or shadowed.
+        self._observe([submission.application for submission in submissions], rows, run_id, version)
         return [
             Decision(row, version, record.application_id, record.timestamp)
             for row, record in zip(rows, records, strict=True)

@@ -489,3 +489,39 @@ def test_a_micro_batch_of_a_run_just_served_is_one_registry_read_and_one_transac
         assert len({decision.timestamp for decision in decisions}) == 1
         rows = sql(database, "SELECT seq, decision_threshold FROM decision_records ORDER BY seq")
         assert rows == [(seq, 0.45) for seq in range(1, 9)]
+
+
+def predictions_counted() -> float:
+    return sum(
+        REGISTRY.get_sample_value("predictions_total", {"result": result, "model_version": "1"}) or 0.0
+        for result in ("APPROVED", "REJECTED")
+    )
+
+
+def test_a_decision_refused_for_its_record_is_not_counted_nor_watched_for_drift(
+    settings: Settings, upstream: respx.MockRouter, database: Path
+) -> None:
+    app = create_app(records_settings(settings, database, DECISION_WRITE_TIMEOUT_SECONDS=0.3))
+    with TestClient(app) as client:
+        service = client.app_state["service"]
+        assert client.post("/api/v1/predict", json=APPROVED).status_code == 200
+        counted, watched = predictions_counted(), len(service.drift._window)
+        blocker = sqlite3.connect(database, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            single = client.post("/api/v1/predict", json=APPROVED)
+            batch = client.post("/api/v1/predict/batch", json={"applications": [APPROVED, REJECTED]})
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert (single.status_code, batch.status_code) == (503, 503)
+        assert predictions_counted() == counted
+        assert len(service.drift._window) == watched
+
+        time.sleep(1.1)  # NB: the records circuit's pause
+        assert (
+            client.post("/api/v1/predict/batch", json={"applications": [APPROVED, REJECTED]}).status_code
+            == 200
+        )
+        assert predictions_counted() == counted + 2
+        assert len(service.drift._window) == watched + 2

@@ -9,9 +9,13 @@ set -eu
 : "${DECISIONS_DB_PASSWORD:?set DECISIONS_DB_PASSWORD}"
 : "${DECISIONS_DB_NAME:?set DECISIONS_DB_NAME}"
 
-# NB: psql's :"name" and :'text' interpolation quotes the values, whatever characters they hold.
-psql -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname "${POSTGRES_DB:-postgres}" \
-  -v user="$DECISIONS_DB_USER" -v password="$DECISIONS_DB_PASSWORD" -v db="$DECISIONS_DB_NAME" <<'SQL'
+# NB: psql (15 or newer) reads the three from the environment itself (\getenv): the password never
+# appears on a command line, which any user on the host can read (ps, /proc/*/cmdline) during init.
+# Its :"name" and :'text' interpolation quotes the values, whatever characters they hold.
+psql -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --dbname "${POSTGRES_DB:-postgres}" <<'SQL'
+\getenv user DECISIONS_DB_USER
+\getenv password DECISIONS_DB_PASSWORD
+\getenv db DECISIONS_DB_NAME
 CREATE ROLE :"user" LOGIN PASSWORD :'password';
 CREATE DATABASE :"db" OWNER :"user";
 REVOKE ALL ON DATABASE :"db" FROM PUBLIC;

@@ -710,3 +710,29 @@ def test_no_secret_is_baked_into_a_layer() -> None:
     ignored = set(DOCKERIGNORE.read_text().split())
     assert {".env", ".git", ".venv", ".run", "mlruns", "mlflow.db", "tests", "data"} <= ignored
     assert {"**/__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"} <= ignored
+
+
+def test_the_records_init_script_keeps_the_password_off_every_command_line(tmp_path: Path) -> None:
+    """The script as the postgres image runs it, with a psql that records how it was called."""
+    calls = tmp_path / "calls"
+    psql = tmp_path / "psql"
+    psql.write_text(f'#!/bin/sh\nprintf "%s\\n" "$0" "$@" >> {calls}\ncat >> {calls}.stdin\n')
+    psql.chmod(0o755)
+    password = "s3cret-'quoted\"-pw"
+    env = {
+        "PATH": f"{tmp_path}{os.pathsep}/usr/bin:/bin",
+        "DECISIONS_DB_USER": "decisions",
+        "DECISIONS_DB_PASSWORD": password,
+        "DECISIONS_DB_NAME": "decisions",
+    }
+
+    subprocess.run(
+        ["sh", str(ROOT / "postgres" / "initdb" / "10-decisions.sh")], env=env, check=True, timeout=30
+    )
+
+    argv = calls.read_text()
+    assert "ON_ERROR_STOP=1" in argv  # NB: it was called
+    assert "s3cret" not in argv
+    script = Path(f"{calls}.stdin").read_text()
+    assert "s3cret" not in script  # NB: read by psql itself, from its environment
+    assert "\\getenv password DECISIONS_DB_PASSWORD" in script

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from uuid import UUID
 
 import httpx
@@ -53,10 +54,10 @@ def pg() -> Iterator[Postgres]:
         server.stop()
 
 
-def decisions_database(pg: Postgres) -> str:
+def decisions_database(pg: Postgres, password: str | None = None) -> str:
     """A database and role of its own, made by the Compose init script; its URL as the API gets it."""
     name = f"decisions_{next(_names)}"
-    password = f"pw-{name}"
+    password = password or f"pw-{name}"
     env = {
         "PATH": f"{PG_BIN}{os.pathsep}{os.environ['PATH']}",
         "PGHOST": "127.0.0.1",
@@ -68,7 +69,7 @@ def decisions_database(pg: Postgres) -> str:
         "DECISIONS_DB_NAME": name,
     }
     subprocess.run(["sh", str(INIT_SCRIPT)], env=env, check=True, capture_output=True, timeout=60)
-    return f"postgresql://{name}:{password}@127.0.0.1:{pg.port}/{name}"
+    return f"postgresql://{name}:{quote(password, safe='')}@127.0.0.1:{pg.port}/{name}"
 
 
 def stored_ids(url: str) -> set[str]:
@@ -368,3 +369,19 @@ def test_readers_holding_every_read_connection_cannot_stop_decisions(pg: Postgre
     assert seq == 1
     assert took < 1.0  # NB: within the write deadline, not after the readers
     assert readers_done == 10
+
+
+def test_the_init_script_makes_a_role_whose_password_logs_in_whatever_it_holds(pg: Postgres) -> None:
+    """The password reaches psql through its environment (\\getenv), quotes and all."""
+    url = decisions_database(pg, password="pw with 'quotes\" and ; -- $HOME")
+
+    async def ping() -> None:
+        store = DecisionStore(url)
+        await store.start()
+        try:
+            await store.ping()
+        finally:
+            await store.close()
+
+    asyncio.run(ping())
+    assert stored_ids(url) == set()

@@ -284,13 +284,32 @@ def test_verify_reports_an_intact_chain_and_names_the_first_broken_link(
 
 
 def test_applicant_values_are_stored_but_never_logged(
-    recorded: TestClient, caplog: pytest.LogCaptureFixture
+    settings: Settings, upstream: respx.MockRouter, database: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.DEBUG):
-        recorded.post("/api/v1/predict", json=DISTINCT)
-        recorded.post("/api/v1/predict/batch", json={"applications": [DISTINCT]})
-        listed = recorded.get("/api/v1/decisions")
+    app = create_app(records_settings(settings, database, DECISION_WRITE_TIMEOUT_SECONDS=0.3))
+    # NB: the facade's loggers and SQLAlchemy's at DEBUG, whatever level the app gave them (the facade
+    # sets its own to LOG_LEVEL; SQLAlchemy's engine logger is held at WARNING below these).
+    with (
+        TestClient(app) as client,
+        caplog.at_level(logging.DEBUG, logger="facade"),
+        caplog.at_level(logging.DEBUG, logger="sqlalchemy"),
+    ):
+        client.post("/api/v1/predict", json=DISTINCT)
+        client.post("/api/v1/predict/batch", json={"applications": [DISTINCT]})
+        listed = client.get("/api/v1/decisions")
+        blocker = sqlite3.connect(database, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")  # NB: and the records cannot be written
+        try:
+            refused = client.post("/api/v1/predict", json=DISTINCT)
+            refused_batch = client.post("/api/v1/predict/batch", json={"applications": [DISTINCT]})
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
     assert "81234.5" in listed.text  # NB: stored and readable by whoever may read records
+    assert (refused.status_code, refused_batch.status_code) == (503, 503)
+    # NB: what was captured: the failed commits' warnings and the access log lines, at least.
+    assert any("records failed" in record.getMessage() for record in caplog.records)
+    assert any(record.name == "facade.access" for record in caplog.records)
 
     for record in caplog.records:
         logged = record.getMessage() + json.dumps({k: str(v) for k, v in vars(record).items()})

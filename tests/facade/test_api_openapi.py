@@ -19,9 +19,9 @@ EXPECTED_STATUSES = {
     ("post", "/api/v1/predict/batch"): {*PROTECTED_ERRORS, "400", "413", "415", "422", "502", "504"},
     ("get", "/api/v1/model/info"): PROTECTED_ERRORS,
     ("get", "/api/v1/model/card"): PROTECTED_ERRORS,
-    ("get", "/api/v1/decisions"): {*PROTECTED_ERRORS, "422", "501"},
+    ("get", "/api/v1/decisions"): {*PROTECTED_ERRORS, "409", "422", "501"},
     ("get", "/api/v1/decisions/verify"): {*PROTECTED_ERRORS, "422", "501"},
-    ("get", "/api/v1/decisions/{application_id}"): {*PROTECTED_ERRORS, "404", "422", "501"},
+    ("get", "/api/v1/decisions/{application_id}"): {*PROTECTED_ERRORS, "404", "409", "422", "501"},
 }
 
 

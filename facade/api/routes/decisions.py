@@ -197,20 +197,23 @@ def _validated(record: DecisionRecord) -> DecisionRecordPublic:
     )
 
 
-def _responses(*statuses: int, not_found: bool = False) -> dict[int | str, dict[str, Any]]:
+def _responses(
+    *statuses: int, not_found: bool = False, invalid: bool = True
+) -> dict[int | str, dict[str, Any]]:
     responses = problem_responses(*statuses, 401, 403, 429, 500)
     responses[403]["description"] = "The credentials lack the credit:decisions:read permission."
     responses[422] = {
         "model": Problem,
         "description": "A malformed id or query parameter; `errors` names each (never its value).",
     }
-    responses[409] = {
-        "model": Problem,
-        "description": (
-            "A stored record does not match the record schema (it was changed in the database); "
-            "`detail` names its `seq`, never its values. Run `/decisions/verify`."
-        ),
-    }
+    if invalid:
+        responses[409] = {
+            "model": Problem,
+            "description": (
+                "A stored record does not match the record schema (it was changed in the database); "
+                "`detail` names its `seq`, never its values. Run `/decisions/verify`."
+            ),
+        }
     responses[501] = {"model": Problem, "description": "Decision records are off on this server."}
     responses[503] = {
         **problem_responses(503)[503],
@@ -244,7 +247,7 @@ async def list_decisions(query: Annotated[DecisionsQuery, Query()], store: Store
     return DecisionPagePublic(records=records, count=len(records), next_cursor=next_cursor)
 
 
-@router.get("/verify", response_model=ChainVerificationPublic, responses=_responses())
+@router.get("/verify", response_model=ChainVerificationPublic, responses=_responses(invalid=False))
 async def verify_decisions(query: Annotated[_Range, Query()], store: StoreDep) -> ChainVerificationPublic:
     """Recompute the hash chain over the records in [since, until): every record's hash from its
     content, every link to the record before it, and no record missing; name the first that fails."""

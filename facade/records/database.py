@@ -88,7 +88,10 @@ class PostgresDatabase(Database):
         # can no longer stop decisions. The writer's pool: the store's one writer task, a purge
         # chunk and a readiness ping at the same time, at most.
         self.write_engine = _postgres_engine(url, timeout, pool_size=2, max_overflow=1)
-        self.engine = _postgres_engine(url, timeout, pool_size=5, max_overflow=5)
+        # NB: reads are an auditor's, rare and seconds long: a round trip each to check the
+        # connection is nothing, and the first read after a restart of the database is answered
+        # (the writer's failures no longer reset the pool the reads use).
+        self.engine = _postgres_engine(url, timeout, pool_size=5, max_overflow=5, pre_ping=True)
 
     async def write(self, work: Work[T], *, seconds: float | None = None) -> T:
         async with asyncio.timeout(seconds), self.write_engine.begin() as connection:
@@ -114,7 +117,9 @@ class PostgresDatabase(Database):
         await self.engine.dispose()
 
 
-def _postgres_engine(url: URL, timeout: float, *, pool_size: int, max_overflow: int) -> AsyncEngine:
+def _postgres_engine(
+    url: URL, timeout: float, *, pool_size: int, max_overflow: int, pre_ping: bool = False
+) -> AsyncEngine:
     return create_async_engine(
         url,
         # NB: a driver's error message quotes the statement; with this it never quotes values.
@@ -123,9 +128,10 @@ def _postgres_engine(url: URL, timeout: float, *, pool_size: int, max_overflow: 
         max_overflow=max_overflow,
         pool_timeout=timeout,
         pool_recycle=1800,
-        # NB: no pre-ping: it costs a round trip on every transaction. After a restart of the
-        # database the first transaction fails on its dead connection, which makes SQLAlchemy
-        # drop the whole pool, and the next one connects afresh.
+        # NB: the writer's engine has no pre-ping: it would cost a round trip on every decision. After
+        # a restart of the database its first transaction fails on its dead connection, which makes
+        # SQLAlchemy drop the whole pool, and the next one connects afresh.
+        pool_pre_ping=pre_ping,
         connect_args={
             "timeout": timeout,
             "command_timeout": COMMAND_TIMEOUT_SECONDS,

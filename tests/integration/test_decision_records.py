@@ -385,3 +385,22 @@ def test_the_init_script_makes_a_role_whose_password_logs_in_whatever_it_holds(p
 
     asyncio.run(ping())
     assert stored_ids(url) == set()
+
+
+def test_the_first_read_after_a_database_restart_succeeds(pg: Postgres) -> None:
+    """The read routes' connections (apart from the writer's) are checked before use: an auditor's
+    first read after PostgreSQL restarted is answered, not failed on a connection the restart closed."""
+    url = decisions_database(pg)
+
+    async def scenario() -> tuple[int, int]:
+        store = DecisionStore(url)
+        await store.start()
+        try:
+            before = await store.count()
+            pg.halt()
+            pg.start()
+            return before, await store.count()
+        finally:
+            await store.close()
+
+    assert asyncio.run(scenario()) == (0, 0)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,37 @@ Role = Literal["champion", "challenger"]
 Connect = Callable[[str, Role], tuple[ScoringClient, httpx.AsyncClient]]
 
 STATE = TypeAdapter(ServingState)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+
+
+class _BadStatus(Exception):
+    """The supervisor answered ``GET /state`` with another status than 200."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def _why_unreadable(exc: Exception) -> str:
+    """What kind of failure it was, for the log: never the body, nor a value quoted from it.
+
+    NB: a ValidationError's text quotes the input it refused (the supervisor's body); only where
+    it failed and by which rule are named, for at most three errors.
+    """
+    if isinstance(exc, ValidationError):
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        where = "; ".join(f"{_location(error['loc'])}: {error['type']}" for error in errors[:3])
+        more = f"; {len(errors) - 3} more" if len(errors) > 3 else ""
+        return f"ValidationError at {where}{more}"
+    if isinstance(exc, _BadStatus):
+        return f"it answered {exc.status}"
+    return type(exc).__name__
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    # NB: a part may be a key of the body's own (an alias in `rollouts`): named only if it looks like one.
+    parts = [str(part) if isinstance(part, int) or _NAME.fullmatch(part) else "?" for part in loc]
+    return ".".join(parts) or "body"
 
 
 @dataclass(eq=False)
@@ -143,14 +175,14 @@ class ScoringBackends:
                 STATE_PATH, params={CLIENT_PARAM: self.client_id, USING_PARAM: using}
             )
             if response.status_code != 200:
-                raise ValueError(f"it answered {response.status_code}")
+                raise _BadStatus(response.status_code)
             state = STATE.validate_json(response.content)
-        except (httpx.HTTPError, ValidationError, ValueError) as exc:
+        except (httpx.HTTPError, ValidationError, _BadStatus) as exc:
             count_error("supervisor")
             if not self._failing:
-                # NB: never the body or a ValidationError's text: only what kind of failure it was.
-                reason = str(exc) if isinstance(exc, ValueError) else type(exc).__name__
-                logger.warning("serving supervisor state unreadable (%s); keeping the last state", reason)
+                logger.warning(
+                    "serving supervisor state unreadable (%s); keeping the last state", _why_unreadable(exc)
+                )
             self._failing = True
             return
         if self._failing:

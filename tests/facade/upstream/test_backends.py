@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import httpx
+import pytest
 import respx
 
 from facade.drift import DriftMonitor
@@ -189,3 +191,30 @@ def test_without_a_supervisor_the_facade_calls_scoring_url_only() -> None:
         return backends.champion is backends.fallback, moved
 
     assert asyncio.run(scenario()) == (True, False)
+
+
+def test_an_unreadable_state_is_logged_without_quoting_the_supervisors_body(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """pydantic's ValidationError is a ValueError whose text quotes the input: only where and why named."""
+    secret = "Bearer-s3cr3t-from-the-body"
+    supervisor = FakeSupervisor()
+    supervisor.serve(champion={**V1, "version": {"token": secret}})
+    del supervisor.state["model_name"]
+
+    async def scenario() -> bool:
+        async with httpx.AsyncClient(base_url=SUPERVISOR_URL) as http:
+            backends = await _backends(http, Connections())
+            on_fallback = backends.champion is backends.fallback
+            await backends.stop()
+            return on_fallback
+
+    with _router(supervisor), caplog.at_level(logging.WARNING, logger="facade.upstream.backends"):
+        on_fallback = asyncio.run(scenario())
+
+    (line,) = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+    assert secret not in caplog.text
+    assert "ValidationError at " in line
+    assert "model_name: missing" in line, "the field and the rule are named"
+    assert "champion.version: string_type" in line
+    assert on_fallback, "no state was read: the stable address is called"

@@ -342,3 +342,90 @@ def test_the_challenger_is_served_whatever_it_decides_and_drained_when_its_alias
 
 def test_without_shadowing_no_challenger_is_followed() -> None:
     assert Settings(MLFLOW_TRACKING_URI=TRACKING).aliases == ("champion",)
+
+
+async def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "not within the time allowed"
+        await asyncio.sleep(0.02)
+
+
+def errors(loop: str) -> float:
+    return REGISTRY.get_sample_value("credit_model_supervisor_errors_total", {"loop": loop}) or 0.0
+
+
+def test_a_server_that_cannot_be_started_fails_that_rollout_and_following_goes_on(
+    run: Callable[..., None], caplog: pytest.LogCaptureFixture
+) -> None:
+    """No process at all (Popen or the free port raised OSError): counted, retried; the loop lives on."""
+
+    async def scenario(supervisor: Supervisor, world: World) -> None:
+        make, attempts = supervisor._make_server, []
+
+        def no_file_descriptors_left_once(version: Version) -> ScoringServer:
+            attempts.append(version.version)
+            if len(attempts) == 1:
+                raise OSError(24, "Too many open files")
+            return make(version)
+
+        supervisor._make_server = no_file_descriptors_left_once
+        world.aliases["champion"] = "1"
+        failed_before = count("start_failed")
+        supervisor.start()
+
+        await _until(lambda: supervisor.state().champion is not None)
+
+        assert attempts == ["1", "1"]
+        assert count("start_failed") == failed_before + 1
+        assert supervisor.state().rollouts["champion"].state == "completed"
+        assert supervisor.problems() == []
+
+    with caplog.at_level("ERROR", logger="serving.supervisor"):
+        run(scenario, ROLLOUT_POLL_SECONDS=0.05, ROLLOUT_RETRY_SECONDS=0)
+    assert "version 1 failed (start_failed): its server could not be started (OSError)" in caplog.text
+    assert "Too many open files" not in caplog.text, "the class is logged, not the error's text"
+
+
+def test_an_unexpected_error_while_following_is_counted_reported_and_the_loop_goes_on(
+    run: Callable[..., None], caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario(supervisor: Supervisor, world: World) -> None:
+        follow, broken = supervisor.follow, [True]
+
+        async def buggy_follow(alias: str) -> None:
+            if broken[0]:
+                raise KeyError("a key quoted from a body")
+            await follow(alias)
+
+        supervisor.follow = buggy_follow  # type: ignore[method-assign]
+        world.aliases["champion"] = "1"
+        before = errors("follow-champion")
+        supervisor.start()
+
+        await _until(lambda: errors("follow-champion") >= before + 3)
+        (problem,) = supervisor.problems()
+        assert problem.startswith("follow-champion failed ")
+        assert "(KeyError); what is served keeps serving" in problem
+        assert supervisor.state().champion is None
+
+        broken[0] = False
+        await _until(lambda: supervisor.state().champion is not None)
+        assert supervisor.problems() == []
+
+    with caplog.at_level("ERROR", logger="serving.supervisor"):
+        run(scenario, ROLLOUT_POLL_SECONDS=0.05)
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert line.startswith("follow-champion failed (KeyError)"), "logged once, by its class"
+    assert "quoted from a body" not in caplog.text
+
+
+def test_a_loop_that_has_stopped_is_a_problem(run: Callable[..., None]) -> None:
+    async def scenario(supervisor: Supervisor, world: World) -> None:
+        supervisor.start()
+        assert supervisor.problems() == []
+        supervisor._loops["reaper"].cancel()
+        await asyncio.sleep(0.05)
+        assert supervisor.problems() == ["reaper has stopped: restart the supervisor"]
+
+    run(scenario)

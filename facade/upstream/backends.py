@@ -11,8 +11,9 @@ for, and the supervisor stops an old server only once every facade has let go of
 drain is over). A call that cannot connect makes the service read the state at once
 (``moved_from``) and, if the champion moved meanwhile, go to the new one before it fails a request.
 Until a first state arrives, and while the supervisor publishes no champion, ``SCORING_URL`` (the
-supervisor's stable forwarded port) is called; when the supervisor cannot be read, the last state
-it gave stays in force.
+supervisor's stable forwarded port) is called; when the supervisor cannot be read (or a state it
+gave cannot be applied), the last state applied stays in force, counted in
+``upstream_errors_total{kind="supervisor"}``, and the poller goes on whatever it meets.
 """
 
 from __future__ import annotations
@@ -165,7 +166,15 @@ class ScoringBackends:
     async def _poll(self) -> None:
         while True:
             await asyncio.sleep(self.poll_seconds)
-            await self.refresh()
+            # NB: _fetch keeps its own errors; this is for a bug: the poller must outlive it, or the
+            # facade would stop following rollouts (and reporting for the drain) without a word.
+            try:
+                await self.refresh()
+            except Exception as exc:  # not CancelledError (a BaseException): stop() ends the poll
+                count_error("supervisor")
+                logger.error(
+                    "polling the serving supervisor failed (%s); polling goes on", type(exc).__name__
+                )
 
     async def _fetch(self, supervisor: httpx.AsyncClient) -> None:
         held = [*self._servers.values(), *self._leaving]
@@ -185,18 +194,32 @@ class ScoringBackends:
                 )
             self._failing = True
             return
+        try:
+            self._apply(state)
+        except Exception as exc:
+            # NB: a client that cannot be made for a server the state names (or a bug): the last
+            # state applied stays in force, as when the state cannot be read; never raised into the
+            # request that asked for a refresh (moved_from).
+            count_error("supervisor")
+            if not self._failing:
+                logger.warning(
+                    "serving supervisor state not applied (%s); keeping the last state", type(exc).__name__
+                )
+            self._failing = True
+            return
         if self._failing:
             logger.info("serving supervisor state readable again")
         self._failing = False
-        self._apply(state)
 
     def _apply(self, state: ServingState) -> None:
-        self.state = state
+        # NB: both clients are made before anything changes: a failure leaves the last state in force.
         champion = self._adopt("champion", state.champion)
+        challenger = self._adopt("challenger", state.challenger)
+        self.state = state
         if champion is not self._champion and champion is not None:
             logger.info("champion: calling version %s at %s", champion.backend.version, champion.backend.url)
         self._champion = champion
-        self._challenger = self._adopt("challenger", state.challenger)
+        self._challenger = challenger
         for key, server in list(self._servers.items()):
             if server is not self._champion and server is not self._challenger:
                 self._retire(key, server)

@@ -164,7 +164,9 @@ class Supervisor:
     def start(self) -> None:
         for alias in self.settings.aliases:
             name = f"follow-{alias}"
-            self._loops[name] = self._spawn_task(self._forever(name, functools.partial(self._follow, alias)), name)
+            self._loops[name] = self._spawn_task(
+                self._forever(name, functools.partial(self._follow, alias)), name
+            )
         self._loops["reaper"] = self._spawn_task(self._forever("reaper", self._reap, REAP_SECONDS), "reaper")
 
     async def close(self) -> None:

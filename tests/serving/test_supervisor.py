@@ -344,8 +344,8 @@ def test_without_shadowing_no_challenger_is_followed() -> None:
     assert Settings(MLFLOW_TRACKING_URI=TRACKING).aliases == ("champion",)
 
 
-async def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _until(check: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while not check():
         assert asyncio.get_running_loop().time() < deadline, "not within the time allowed"
         await asyncio.sleep(0.02)

@@ -234,7 +234,9 @@ class Supervisor:
             )
             SERVER_EXITS.labels(alias).inc()
             self._unpublish(alias)
-            self._servers.discard(active)
+            # NB: `mlflow models serve` may have died and left its uvicorn child in the group, still
+            # on the port (orphaned, unreported): the whole group is stopped before a new one starts.
+            await self._stop(active)
             active = None
         target = await self.registry.alias(alias)
         if target is None:

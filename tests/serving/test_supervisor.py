@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -18,6 +22,7 @@ import respx
 from prometheus_client import REGISTRY
 
 from model_code.rollout import Backend
+from scripts.processes import free_port, group_members, port_is_free
 from serving.config import Settings
 from serving.registry import Registry, Version
 from serving.servers import ScoringServer
@@ -312,6 +317,7 @@ def test_a_server_that_exits_while_serving_is_started_again(run: Callable[..., N
         await supervisor.follow("champion")
 
         assert len(world.of("1")) == 2
+        assert world.of("1")[0].stopped, "what is left of the exited server's group is stopped"
         assert supervisor.state().champion is not None
         assert (
             REGISTRY.get_sample_value("credit_model_server_exits_total", {"alias": "champion"}) == exits + 1
@@ -429,3 +435,69 @@ def test_a_loop_that_has_stopped_is_a_problem(run: Callable[..., None]) -> None:
         assert supervisor.problems() == ["reaper has stopped: restart the supervisor"]
 
     run(scenario)
+
+
+class OrphaningServer(ScoringServer):
+    """A real process group shaped like `mlflow models serve`'s: a parent, and a child on the port."""
+
+    def start(self) -> OrphaningServer:
+        child = f"{sys.executable} -m http.server {self.port} --bind 127.0.0.1"
+        self.process = subprocess.Popen(
+            ["sh", "-c", f"{child} >/dev/null 2>&1 & wait"], stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        self.started_at = datetime.now(UTC)
+        return self
+
+    async def wait_ready(self, within: float) -> str | None:
+        deadline = asyncio.get_running_loop().time() + within
+        while port_is_free("127.0.0.1", self.port):
+            if asyncio.get_running_loop().time() > deadline:
+                return "its child never listened"
+            await asyncio.sleep(0.05)
+        return None
+
+
+def test_a_server_whose_parent_exited_has_its_group_stopped_and_its_port_freed(
+    run: Callable[..., None],
+) -> None:
+    """mlflow's process died, its uvicorn child did not: the child must not be left serving on the port."""
+    groups: list[int] = []
+
+    async def scenario(supervisor: Supervisor, world: World) -> None:
+        def real(version: Version) -> ScoringServer:
+            server = OrphaningServer(
+                "credit-score",
+                version,
+                bind_host="127.0.0.1",
+                local_host="127.0.0.1",
+                advertise_host="127.0.0.1",
+                port=free_port(),
+                env={},
+            )
+            world.servers.append(cast(FakeServer, server))
+            return server
+
+        supervisor._make_server = real
+        world.aliases["champion"] = "1"
+        await supervisor.follow("champion")
+        (crashed,) = world.of("1")
+        assert isinstance(crashed, OrphaningServer)
+        groups.append(crashed.pid)
+        os.kill(crashed.pid, signal.SIGKILL)  # NB: the parent only, as a crash of mlflow's process
+        await _until(lambda: not crashed.running())
+        assert group_members(crashed.pid) != [], "its child lives on"
+        assert not port_is_free("127.0.0.1", crashed.port)
+
+        supervisor._make_server = world.make
+        await supervisor.follow("champion")
+
+        assert group_members(crashed.pid) == [], "the orphaned child was stopped with its group"
+        assert port_is_free("127.0.0.1", crashed.port)
+        assert supervisor.champion_address() == ("127.0.0.1", world.of("1")[1].port)
+
+    try:
+        run(scenario)
+    finally:
+        for pgid in groups:  # NB: only the group this test started, should the supervisor have left it
+            if group_members(pgid):
+                os.killpg(pgid, signal.SIGKILL)

@@ -28,9 +28,11 @@ import contextlib
 import functools
 import logging
 import time
+import traceback
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from model_code.rollout import Rollout, RolloutOutcome, RolloutPhase, ServingState
 from model_code.tracking import CHALLENGER
@@ -88,6 +90,15 @@ class _Failing:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _raised_at(exc: BaseException) -> str:
+    """The innermost frame that raised ``exc``: file, line and function (a code location, no values)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "an unknown place"
+    frame = frames[-1]
+    return f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}"
 
 
 class Supervisor:
@@ -195,13 +206,14 @@ class Supervisor:
                 LOOP_ERRORS.labels(name).inc()
                 failing = self._loop_failing.get(name)
                 if failing is None:
-                    # NB: the class only: an error's text may quote what the registry or a server said.
+                    # NB: the class and where it was raised, never its text: that may quote what the
+                    # registry or a server answered.
                     logger.error(
-                        "%s failed (%s); trying again at its next period; what is served keeps serving",
+                        "%s failed (%s at %s); trying again at its next period; what is served keeps serving",
                         name,
                         type(exc).__name__,
+                        _raised_at(exc),
                     )
-                    logger.debug("%s failed", name, exc_info=True)
                     self._loop_failing[name] = _Failing(type(exc).__name__, _now())
                 else:
                     failing.error, failing.times = type(exc).__name__, failing.times + 1

@@ -422,7 +422,8 @@ def test_an_unexpected_error_while_following_is_counted_reported_and_the_loop_go
     with caplog.at_level("ERROR", logger="serving.supervisor"):
         run(scenario, ROLLOUT_POLL_SECONDS=0.05)
     (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert line.startswith("follow-champion failed (KeyError)"), "logged once, by its class"
+    assert line.startswith("follow-champion failed (KeyError at test_supervisor.py:"), "once, class and place"
+    assert "in buggy_follow)" in line
     assert "quoted from a body" not in caplog.text
 
 

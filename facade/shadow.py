@@ -9,6 +9,11 @@ up to 64 rows a call, and compares each answer with the champion's: the decision
 (``credit_shadow_risk_delta``, challenger minus champion). No client ever sees a challenger's answer;
 a slow or dead challenger only fills the queue and counts failures (``credit_shadow_failed_total``).
 Every sampled application ends up counted once: compared, dropped or failed.
+
+This instance's comparisons are also tallied per pair (champion version, challenger version) for
+``/api/v1/model/info``, which shows the pair served now. NB: during a rollout micro-batches of the
+old and the new champion interleave for a while; their comparisons go to their own pair's tally,
+so the one shown neither starts over nor mixes versions.
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ logger = logging.getLogger(__name__)
 
 Application = Mapping[str, object]
 MAX_ROWS_PER_CALL = 64
+# NB: the pairs seen by this process, oldest dropped first: a few rollouts' worth.
+MAX_PAIRS = 16
+Pair = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -94,9 +102,21 @@ class Shadow:
         self._arrived = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._failing = False
-        self.tally: Tally | None = None
+        # By (champion version, challenger version), in the order the pairs were first seen.
+        self.tallies: dict[Pair, Tally] = {}
         self.dropped = 0
         self.failed = 0
+
+    @property
+    def tally(self) -> Tally | None:
+        """The comparisons of the pair served now; before the supervisor names one, the latest pair's."""
+        state = self._backends.state
+        if state is not None and state.champion is not None and state.challenger is not None:
+            pair = (state.champion.version, state.challenger.version)
+            if pair not in self.tallies:
+                self._tally(*pair)  # NB: none compared yet: from now on
+            return self.tallies[pair]
+        return next(reversed(self.tallies.values()), None)
 
     @property
     def queued(self) -> int:
@@ -186,10 +206,10 @@ class Shadow:
             tally.risk_delta_sum += delta
 
     def _tally(self, champion_version: str, challenger_version: str) -> Tally:
-        tally = self.tally
-        if tally is None or (tally.champion_version, tally.challenger_version) != (
-            champion_version,
-            challenger_version,
-        ):
-            tally = self.tally = Tally(champion_version, challenger_version)
+        pair = (champion_version, challenger_version)
+        tally = self.tallies.get(pair)
+        if tally is None:
+            if len(self.tallies) >= MAX_PAIRS:
+                del self.tallies[next(iter(self.tallies))]
+            tally = self.tallies[pair] = Tally(champion_version, challenger_version)
         return tally

@@ -47,6 +47,8 @@ class Answer:
     received: float
     status: int | None
     version: str | None
+    # The answer's JSON body (application_id, prediction, ...), when there was one.
+    body: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -85,12 +87,15 @@ class Load:
         applicant = EXAMPLE_APPLICANTS["approved" if index % 2 else "rejected"]
         while not self._stop.is_set():
             sent = time.monotonic()
+            body: dict[str, Any] | None = None
             try:
                 response = await client.post("/api/v1/predict", json=applicant)
-                status, version = response.status_code, response.json().get("model_version")
+                status, payload = response.status_code, response.json()
+                body = payload if isinstance(payload, dict) else None
+                version = body.get("model_version") if body is not None else None
             except (httpx.HTTPError, ValueError):
                 status, version = None, None
-            self.answers.append(Answer(sent, time.monotonic(), status, version))
+            self.answers.append(Answer(sent, time.monotonic(), status, version, body))
 
     async def _probe(self, client: httpx.AsyncClient) -> None:
         while not self._stop.is_set():

@@ -2,7 +2,8 @@
 
 Endpoints: ``GET /state`` (``model_code.rollout.ServingState`` as JSON; a facade adds ``client`` and
 ``using`` to report which scoring servers it still uses), ``GET /health`` (200 while the
-supervisor runs, with the served versions) and ``GET /metrics`` (Prometheus). The app's lifespan
+supervisor follows its aliases, 503 naming a loop that stopped or keeps failing; with the served
+versions) and ``GET /metrics`` (Prometheus). The app's lifespan
 owns the supervisor and the stable forwarded port, so stopping the app stops every scoring server.
 Nothing here authenticates: keep the port on the internal network, like the raw scoring server.
 """
@@ -90,15 +91,21 @@ async def state(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
-    """200 while the supervisor runs; which versions serve (readiness is the stable port's /ping)."""
-    current = request.app.state.supervisor.state()
-    return JSONResponse(
-        {
-            "status": "ok",
-            "champion": current.champion.version if current.champion else None,
-            "challenger": current.challenger.version if current.challenger else None,
-        }
-    )
+    """200 while the supervisor does its work, 503 naming the loops that do not; which versions serve.
+
+    NB: readiness to score is the stable port's /ping; this says whether aliases are still followed
+    (a registry that cannot be read is the registry's outage, logged, and keeps this 200).
+    """
+    supervisor: Supervisor = request.app.state.supervisor
+    current = supervisor.state()
+    body: dict[str, object] = {
+        "status": "ok",
+        "champion": current.champion.version if current.champion else None,
+        "challenger": current.challenger.version if current.challenger else None,
+    }
+    if problems := supervisor.problems():
+        return JSONResponse({**body, "status": "failing", "problems": problems}, status_code=503)
+    return JSONResponse(body)
 
 
 async def metrics(_: Request) -> Response:

@@ -33,11 +33,19 @@ SERVER_EXITS = Counter(
     ["alias"],
 )
 DRAINING = Gauge("credit_model_servers_draining", "Old scoring servers kept until their users have let go.")
+LOOP_ERRORS = Counter(
+    "credit_model_supervisor_errors_total",
+    "Unexpected errors of the supervisor's loops (follow-<alias>, reaper); each loop goes on at its next "
+    "period. The registry being unreadable is not one of them.",
+    ["loop"],
+)
 
 
-def declare(aliases: tuple[str, ...]) -> None:
-    """Export every alias's counters from the start, at 0."""
+def declare(aliases: tuple[str, ...], loops: tuple[str, ...]) -> None:
+    """Export every alias's and loop's counters from the start, at 0."""
     for alias in aliases:
         for outcome in OUTCOMES:
             ROLLOUTS.labels(alias, outcome)
         SERVER_EXITS.labels(alias)
+    for loop in loops:
+        LOOP_ERRORS.labels(loop)

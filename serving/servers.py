@@ -155,8 +155,11 @@ class ScoringServer:
                 "the server of version %s ignored SIGTERM for %.0f s: SIGKILL", self.version.version, grace
             )
             _signal_group(pgid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=grace)
+        # NB: polled, never Popen.wait: that would block the event loop (every alias, the forwarder
+        # and the state port) for as long as a process takes to be reaped.
+        deadline = time.monotonic() + grace
+        while self.process.poll() is None and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
         logger.info("stopped the scoring server of version %s (pid %d)", self.version.version, pgid)
 
 

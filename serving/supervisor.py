@@ -12,24 +12,41 @@ A server that does not start or fails the gate is stopped and never published: t
 serving, and the failure is logged, counted (``credit_model_rollouts_total{outcome}``) and shown in
 the state's rollout; the same version is tried again after ``ROLLOUT_RETRY_SECONDS`` or when the
 alias moves. Moving the alias back rolls back the same way (at once, if the old server is still
-draining). A server that exits while serving is started again.
+draining). A server that exits while serving is stopped (what is left of its process group) and
+started again.
+
+The background loops (one per alias, and the reaper) outlive any error: an unexpected one is
+logged by its class, counted (``credit_model_supervisor_errors_total{loop}``) and the loop goes on
+at its next period; ``problems`` names a loop whose last pass failed or that has stopped, and
+``/health`` answers 503 with them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
+import traceback
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from model_code.rollout import Rollout, RolloutOutcome, RolloutPhase, ServingState
 from model_code.tracking import CHALLENGER
 from serving.config import Settings
 from serving.gate import gate
-from serving.metrics import DRAINING, ROLLOUT_DURATION, ROLLOUTS, SERVED_VERSION, SERVER_EXITS, declare
+from serving.metrics import (
+    DRAINING,
+    LOOP_ERRORS,
+    ROLLOUT_DURATION,
+    ROLLOUTS,
+    SERVED_VERSION,
+    SERVER_EXITS,
+    declare,
+)
 from serving.registry import Registry, RegistryError, Version
 from serving.servers import ScoringServer, reap_orphans
 
@@ -62,8 +79,26 @@ class _Draining:
     since: float
 
 
+@dataclass
+class _Failing:
+    """A background loop whose passes have failed, since ``since``, with the last error's class."""
+
+    error: str
+    since: datetime
+    times: int = 1
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _raised_at(exc: BaseException) -> str:
+    """The innermost frame that raised ``exc``: file, line and function (a code location, no values)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "an unknown place"
+    frame = frames[-1]
+    return f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}"
 
 
 class Supervisor:
@@ -83,7 +118,11 @@ class Supervisor:
         self._reports: dict[str, _Report] = {}
         self._registry_failing: dict[str, bool] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        declare(settings.aliases)
+        # NB: the loops that must run as long as the supervisor does, by name, and their failures.
+        self._loops: dict[str, asyncio.Task[None]] = {}
+        self._loop_failing: dict[str, _Failing] = {}
+        self._closing = False
+        declare(settings.aliases, self.loop_names)
 
     # --- what facades, the forwarder and operators read --------------------------------------
 
@@ -104,6 +143,25 @@ class Supervisor:
         server = self._active.get(self.settings.MODEL_ALIAS)
         return (server.local_host, server.port) if server is not None else None
 
+    @property
+    def loop_names(self) -> tuple[str, ...]:
+        return (*(f"follow-{alias}" for alias in self.settings.aliases), "reaper")
+
+    def problems(self) -> list[str]:
+        """Why the supervisor is not doing its work now: loops that stopped or whose last pass failed."""
+        found = []
+        for name, task in self._loops.items():
+            if task.done() and not self._closing:
+                error = task.exception() if not task.cancelled() else None
+                why = f" ({type(error).__name__})" if error is not None else ""
+                found.append(f"{name} has stopped{why}: restart the supervisor")
+        for name, failing in self._loop_failing.items():
+            found.append(
+                f"{name} failed {failing.times} time(s) in a row since {failing.since.isoformat()} "
+                f"({failing.error}); what is served keeps serving"
+            )
+        return found
+
     def report(self, client: str, using: Iterable[str]) -> None:
         """A facade says which scoring servers it still uses (its part of the drain handshake)."""
         now = time.monotonic()
@@ -116,38 +174,67 @@ class Supervisor:
 
     def start(self) -> None:
         for alias in self.settings.aliases:
-            self._spawn_task(self._follow_forever(alias), f"follow-{alias}")
-        self._spawn_task(self._reap_forever(), "reaper")
+            name = f"follow-{alias}"
+            self._loops[name] = self._spawn_task(
+                self._forever(name, functools.partial(self._follow, alias)), name
+            )
+        self._loops["reaper"] = self._spawn_task(self._forever("reaper", self._reap, REAP_SECONDS), "reaper")
 
     async def close(self) -> None:
         """Stop following, then stop every server started here (active, draining or starting)."""
+        self._closing = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(server.stop() for server in list(self._servers)), return_exceptions=True)
         self._servers.clear()
 
-    def _spawn_task(self, coroutine: Coroutine[None, None, None], name: str) -> None:
+    def _spawn_task(self, coroutine: Coroutine[None, None, None], name: str) -> asyncio.Task[None]:
         task = asyncio.create_task(coroutine, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
-    async def _follow_forever(self, alias: str) -> None:
+    async def _forever(
+        self, name: str, one_pass: Callable[[], Coroutine[None, None, None]], period: float | None = None
+    ) -> None:
+        """Run ``one_pass`` every ``period`` (ROLLOUT_POLL_SECONDS) whatever it raises, but a cancel."""
         while True:
             try:
-                await self.follow(alias)
-                if self._registry_failing.pop(alias, False):
-                    logger.info("the registry answers again; following @%s", alias)
-            except RegistryError as exc:
-                if not self._registry_failing.get(alias):
-                    logger.warning("cannot read @%s: %s; what is served keeps serving", alias, exc)
-                self._registry_failing[alias] = True
-            await asyncio.sleep(self.settings.ROLLOUT_POLL_SECONDS)
+                await one_pass()
+            except Exception as exc:  # NB: not CancelledError (a BaseException): close() stops the loop
+                LOOP_ERRORS.labels(name).inc()
+                failing = self._loop_failing.get(name)
+                if failing is None:
+                    # NB: the class and where it was raised, never its text: that may quote what the
+                    # registry or a server answered.
+                    logger.error(
+                        "%s failed (%s at %s); trying again at its next period; what is served keeps serving",
+                        name,
+                        type(exc).__name__,
+                        _raised_at(exc),
+                    )
+                    self._loop_failing[name] = _Failing(type(exc).__name__, _now())
+                else:
+                    failing.error, failing.times = type(exc).__name__, failing.times + 1
+            else:
+                if self._loop_failing.pop(name, None) is not None:
+                    logger.info("%s works again", name)
+            await asyncio.sleep(self.settings.ROLLOUT_POLL_SECONDS if period is None else period)
 
-    async def _reap_forever(self) -> None:
-        while True:
-            reap_orphans({s.pid: s.process for s in self._servers if s.process is not None})
-            await asyncio.sleep(REAP_SECONDS)
+    async def _follow(self, alias: str) -> None:
+        try:
+            await self.follow(alias)
+            if self._registry_failing.pop(alias, False):
+                logger.info("the registry answers again; following @%s", alias)
+        except RegistryError as exc:
+            # NB: an outage of the registry, not of the supervisor: told once, and /health stays 200.
+            if not self._registry_failing.get(alias):
+                logger.warning("cannot read @%s: %s; what is served keeps serving", alias, exc)
+            self._registry_failing[alias] = True
+
+    async def _reap(self) -> None:
+        reap_orphans({s.pid: s.process for s in self._servers if s.process is not None})
 
     async def follow(self, alias: str) -> None:
         """Read where ``alias`` points and roll that version out if it is not the one served."""
@@ -159,7 +246,9 @@ class Supervisor:
             )
             SERVER_EXITS.labels(alias).inc()
             self._unpublish(alias)
-            self._servers.discard(active)
+            # NB: `mlflow models serve` may have died and left its uvicorn child in the group, still
+            # on the port (orphaned, unreported): the whole group is stopped before a new one starts.
+            await self._stop(active)
             active = None
         target = await self.registry.alias(alias)
         if target is None:
@@ -203,19 +292,20 @@ class Supervisor:
                 start_seconds=seconds,
             )
 
-        server = self._revive(target.version)
-        if server is None:
-            record("starting", f"starting version {target.version} beside the one serving; {serving}")
-            logger.info("@%s moved to version %s: starting it; %s", alias, target.version, serving)
-            server = self._make_server(target)
-            self._servers.add(server)
-            server.start()
-        else:
-            logger.info(
-                "@%s moved back to version %s, still draining: gating it again", alias, target.version
-            )
         outcome: RolloutOutcome = "start_failed"
+        server = self._revive(target.version)
+        reason: str | None = None
         try:
+            if server is None:
+                record("starting", f"starting version {target.version} beside the one serving; {serving}")
+                logger.info("@%s moved to version %s: starting it; %s", alias, target.version, serving)
+                server = self._make_server(target)
+                self._servers.add(server)
+                server.start()
+            else:
+                logger.info(
+                    "@%s moved back to version %s, still draining: gating it again", alias, target.version
+                )
             reason = await server.wait_ready(self.settings.ROLLOUT_START_TIMEOUT_SECONDS)
             if reason is None:
                 outcome = "gate_failed"
@@ -223,11 +313,18 @@ class Supervisor:
                 reason = await gate(
                     server.local_url, self.registry, target, decisions=alias == self.settings.MODEL_ALIAS
                 )
+        except Exception as exc:
+            # NB: no free port, a Popen that failed (EMFILE, ENOMEM), or a bug: a failed rollout like
+            # any other (counted, retried later), not a loop that dies with the rollout left "starting".
+            step = "could not be started" if outcome == "start_failed" else "could not be gated"
+            reason = f"its server {step} ({type(exc).__name__})"
         except BaseException:
-            await self._stop(server)
+            if server is not None:
+                await self._stop(server)
             raise
         if reason is not None:
-            await self._stop(server)
+            if server is not None:
+                await self._stop(server)
             self._failed[(alias, target.version)] = time.monotonic()
             ROLLOUTS.labels(alias, outcome).inc()
             what = "did not start" if outcome == "start_failed" else "failed the gate"
@@ -241,6 +338,7 @@ class Supervisor:
             )
             record("failed", f"version {target.version} {what}: {reason}; {serving}", finished_at=_now())
             return
+        assert server is not None, "no reason to fail: it started and passed the gate"
         seconds = time.monotonic() - began
         self._active[alias] = server
         SERVED_VERSION.labels(alias).set(float(target.version) if target.version.isdigit() else -1)

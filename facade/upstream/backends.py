@@ -11,14 +11,16 @@ for, and the supervisor stops an old server only once every facade has let go of
 drain is over). A call that cannot connect makes the service read the state at once
 (``moved_from``) and, if the champion moved meanwhile, go to the new one before it fails a request.
 Until a first state arrives, and while the supervisor publishes no champion, ``SCORING_URL`` (the
-supervisor's stable forwarded port) is called; when the supervisor cannot be read, the last state
-it gave stays in force.
+supervisor's stable forwarded port) is called; when the supervisor cannot be read (or a state it
+gave cannot be applied), the last state applied stays in force, counted in
+``upstream_errors_total{kind="supervisor"}``, and the poller goes on whatever it meets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +40,37 @@ Role = Literal["champion", "challenger"]
 Connect = Callable[[str, Role], tuple[ScoringClient, httpx.AsyncClient]]
 
 STATE = TypeAdapter(ServingState)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+
+
+class _BadStatus(Exception):
+    """The supervisor answered ``GET /state`` with another status than 200."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def _why_unreadable(exc: Exception) -> str:
+    """What kind of failure it was, for the log: never the body, nor a value quoted from it.
+
+    NB: a ValidationError's text quotes the input it refused (the supervisor's body); only where
+    it failed and by which rule are named, for at most three errors.
+    """
+    if isinstance(exc, ValidationError):
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        where = "; ".join(f"{_location(error['loc'])}: {error['type']}" for error in errors[:3])
+        more = f"; {len(errors) - 3} more" if len(errors) > 3 else ""
+        return f"ValidationError at {where}{more}"
+    if isinstance(exc, _BadStatus):
+        return f"it answered {exc.status}"
+    return type(exc).__name__
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    # NB: a part may be a key of the body's own (an alias in `rollouts`): named only if it looks like one.
+    parts = [str(part) if isinstance(part, int) or _NAME.fullmatch(part) else "?" for part in loc]
+    return ".".join(parts) or "body"
 
 
 @dataclass(eq=False)
@@ -133,7 +166,15 @@ class ScoringBackends:
     async def _poll(self) -> None:
         while True:
             await asyncio.sleep(self.poll_seconds)
-            await self.refresh()
+            # NB: _fetch keeps its own errors; this is for a bug: the poller must outlive it, or the
+            # facade would stop following rollouts (and reporting for the drain) without a word.
+            try:
+                await self.refresh()
+            except Exception as exc:  # not CancelledError (a BaseException): stop() ends the poll
+                count_error("supervisor")
+                logger.error(
+                    "polling the serving supervisor failed (%s); polling goes on", type(exc).__name__
+                )
 
     async def _fetch(self, supervisor: httpx.AsyncClient) -> None:
         held = [*self._servers.values(), *self._leaving]
@@ -143,28 +184,42 @@ class ScoringBackends:
                 STATE_PATH, params={CLIENT_PARAM: self.client_id, USING_PARAM: using}
             )
             if response.status_code != 200:
-                raise ValueError(f"it answered {response.status_code}")
+                raise _BadStatus(response.status_code)
             state = STATE.validate_json(response.content)
-        except (httpx.HTTPError, ValidationError, ValueError) as exc:
+        except (httpx.HTTPError, ValidationError, _BadStatus) as exc:
             count_error("supervisor")
             if not self._failing:
-                # NB: never the body or a ValidationError's text: only what kind of failure it was.
-                reason = str(exc) if isinstance(exc, ValueError) else type(exc).__name__
-                logger.warning("serving supervisor state unreadable (%s); keeping the last state", reason)
+                logger.warning(
+                    "serving supervisor state unreadable (%s); keeping the last state", _why_unreadable(exc)
+                )
+            self._failing = True
+            return
+        try:
+            self._apply(state)
+        except Exception as exc:
+            # NB: a client that cannot be made for a server the state names (or a bug): the last
+            # state applied stays in force, as when the state cannot be read; never raised into the
+            # request that asked for a refresh (moved_from).
+            count_error("supervisor")
+            if not self._failing:
+                logger.warning(
+                    "serving supervisor state not applied (%s); keeping the last state", type(exc).__name__
+                )
             self._failing = True
             return
         if self._failing:
             logger.info("serving supervisor state readable again")
         self._failing = False
-        self._apply(state)
 
     def _apply(self, state: ServingState) -> None:
-        self.state = state
+        # NB: both clients are made before anything changes: a failure leaves the last state in force.
         champion = self._adopt("champion", state.champion)
+        challenger = self._adopt("challenger", state.challenger)
+        self.state = state
         if champion is not self._champion and champion is not None:
             logger.info("champion: calling version %s at %s", champion.backend.version, champion.backend.url)
         self._champion = champion
-        self._challenger = self._adopt("challenger", state.challenger)
+        self._challenger = challenger
         for key, server in list(self._servers.items()):
             if server is not self._champion and server is not self._challenger:
                 self._retire(key, server)

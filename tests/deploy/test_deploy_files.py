@@ -73,6 +73,7 @@ SUPERVISOR_FAMILIES = {
     "credit_model_served_version": "gauge",
     "credit_model_server_exits_total": "counter",
     "credit_model_servers_draining": "gauge",
+    "credit_model_supervisor_errors_total": "counter",
 }
 # What the dashboard must show, by the series it queries.
 DASHBOARD_MUST_QUERY = {
@@ -256,6 +257,7 @@ def _families_of_the_supervisor() -> dict[str, str]:
         metrics.SERVED_VERSION,
         metrics.SERVER_EXITS,
         metrics.DRAINING,
+        metrics.LOOP_ERRORS,
     ):
         registry.register(collector)
     return _families_from_exposition(generate_latest(registry).decode())

@@ -16,6 +16,11 @@ from prometheus_client import REGISTRY
 from facade.core.config import Settings
 from facade.main import create_app
 from facade.metrics import AGREEMENTS
+from facade.shadow import Shadow
+from facade.upstream.backends import Role, ScoringBackends
+from facade.upstream.breaker import CircuitBreaker
+from facade.upstream.registry import RegistryClient
+from facade.upstream.scoring import ScoringClient
 from tests.facade.facade_fakes import (
     APPROVED,
     CHALLENGER,
@@ -28,9 +33,11 @@ from tests.facade.facade_fakes import (
     TRACKING_URI,
     V1,
     V1_URL,
+    V2,
     FakeSupervisor,
     fake_model,
     generated_applicants,
+    search_versions,
 )
 
 # NB: the challenger stand-in sees every applicant 0.5 less risky: it approves the README's rejected
@@ -243,3 +250,61 @@ def test_without_a_challenger_nothing_is_sampled(
 
     assert Counts().since(before)["sampled"] == 0
     assert upstream["challenger"].call_count == 0
+
+
+def test_during_a_rollout_the_tally_shown_is_the_served_pairs_and_never_starts_over() -> None:
+    """Micro-batches of the old and the new champion interleave for a while after a switch."""
+    supervisor = FakeSupervisor()
+    supervisor.serve(champion=V1, challenger=CHALLENGER)
+    shown: list[tuple[str, str, int]] = []
+
+    async def scenario() -> Shadow:
+        async with (
+            httpx.AsyncClient(base_url=SUPERVISOR_URL) as supervisor_http,
+            httpx.AsyncClient(base_url=TRACKING_URI) as registry_http,
+        ):
+
+            def connect(url: str, role: Role) -> tuple[ScoringClient, httpx.AsyncClient]:
+                http = httpx.AsyncClient(base_url=url)
+                return ScoringClient(http, CircuitBreaker(5, 2.0), 1, name=role), http
+
+            fallback = ScoringClient(httpx.AsyncClient(base_url=SCORING_URL), CircuitBreaker(5, 2.0), 1)
+            backends = ScoringBackends(fallback, connect, supervisor_http, poll_seconds=60)
+            await backends.start()
+            shadow = Shadow(backends, RegistryClient(registry_http, "credit-score"), 1.0, 100, lambda: 0.0)
+            shadow.start()
+            applications = [APPROVED, REJECTED]
+            rows = await backends.champion.predict(applications)
+
+            async def offer(champion_version: str) -> None:
+                shadow.offer(applications, rows, champion_version)
+                for _ in range(500):
+                    if shadow.queued == 0:
+                        break
+                    await asyncio.sleep(0.01)
+                assert shadow.tally is not None
+                tally = shadow.tally
+                shown.append((tally.champion_version, tally.challenger_version, tally.compared))
+
+            await offer("1")
+            supervisor.serve(champion=V2, challenger=CHALLENGER)
+            await backends.refresh()  # NB: version 2 serves; version 1's batches still come back
+            for version in ("2", "1", "2", "1"):
+                await offer(version)
+            await shadow.stop()
+            await backends.stop()
+            return shadow
+
+    with respx.mock(assert_all_called=False) as router:
+        router.get(f"{SUPERVISOR_URL}/state").mock(side_effect=supervisor)
+        router.post(f"{V1_URL}/invocations").mock(side_effect=fake_model(RUN_1))
+        router.post(f"{CHALLENGER_URL}/invocations").mock(
+            side_effect=fake_model(RUN_CHALLENGER, shift=CHALLENGER_SHIFT)
+        )
+        router.get(f"{TRACKING_URI}/api/2.0/mlflow/model-versions/search").mock(side_effect=search_versions)
+        shadow = asyncio.run(scenario())
+
+    assert shown == [("1", "4", 2), ("2", "4", 2), ("2", "4", 2), ("2", "4", 4), ("2", "4", 4)]
+    current, old = shadow.tallies[("2", "4")], shadow.tallies[("1", "4")]
+    assert current.agreement == {"same": 2, "only_champion_approves": 0, "only_challenger_approves": 2}
+    assert old.compared == 2 + 2 + 2, "the old pair's comparisons are kept apart, none lost"

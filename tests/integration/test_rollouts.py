@@ -3,7 +3,8 @@
 A real tracking server holds four versions: v1 and v2 (two seeds), v3 (a decision threshold that
 rejects the README's approved applicant: it fails the gate) and v4 (its pipeline file corrupted: it
 cannot load). The serving supervisor follows ``@champion`` every second and the facade follows the
-supervisor, exactly as ``make run`` starts them; eight clients keep predicting while the alias moves.
+supervisor, exactly as ``make run`` starts them, with decision records on (SQLite); eight clients
+keep predicting while the alias moves.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +105,52 @@ def register_unloadable_version(stack: Stack) -> str:
     return str(mlflow.register_model(f"runs:/{run.info.run_id}/model", "credit-score").version)
 
 
+def recorded(api_url: str, application_ids: list[str]) -> dict[str, dict[str, Any] | int]:
+    """Each decision record as ``GET /api/v1/decisions/{id}`` gives it (the status, when not 200)."""
+
+    async def run() -> dict[str, dict[str, Any] | int]:
+        limit = asyncio.Semaphore(8)
+        async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+
+            async def one(application_id: str) -> tuple[str, dict[str, Any] | int]:
+                async with limit:
+                    response = await client.get(f"/api/v1/decisions/{application_id}")
+                return (
+                    application_id,
+                    response.json() if response.status_code == 200 else response.status_code,
+                )
+
+            return dict(await asyncio.gather(*(one(i) for i in application_ids)))
+
+    return asyncio.run(run())
+
+
+def run_of(stack: Stack, version: str) -> tuple[str, float | None]:
+    """The run a registered version was built from, and the decision threshold that run logged."""
+    client = MlflowClient(tracking_uri=stack.tracking_uri)
+    run_id = str(client.get_model_version("credit-score", version).run_id)
+    threshold = client.get_run(run_id).data.params.get("decision_threshold")
+    return run_id, float(threshold) if threshold is not None else None
+
+
+def not_as_answered(
+    record: dict[str, Any] | int, answer: dict[str, Any], run: tuple[str, float | None]
+) -> str:
+    """What in the record differs from the answer and from the run that decided it ("" if nothing)."""
+    if isinstance(record, int):
+        return f"GET answered {record}"
+    expected = {
+        "model_version": answer["model_version"],
+        "model_run_id": run[0],
+        "decision_threshold": run[1],
+        **{k: answer[k] for k in ("prediction", "credit_score", "rejection_probability", "reasons")},
+    }
+    wrong = [k for k, v in expected.items() if record[k] != v]
+    if datetime.fromisoformat(record["timestamp"]) != datetime.fromisoformat(answer["timestamp"]):
+        wrong.append("timestamp")
+    return ", ".join(wrong)
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("rollouts")
@@ -120,7 +168,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         with contextlib.suppress(MlflowException):
             client.delete_registered_model_alias("credit-score", "challenger")
         stack.start_supervisor(ROLLOUT_POLL_SECONDS=str(POLL_SECONDS), SHADOW_SAMPLE_RATE="1")
-        stack.start_facade()
+        # NB: records on, as in Compose: every decision answered during a switch must be recorded
+        # under the version, run and threshold that decided it.
+        stack.start_facade(DECISIONS_DATABASE_URL=f"sqlite:///{root / 'decisions.db'}")
         yield stack
     finally:
         stack.stop()
@@ -157,6 +207,21 @@ def test_a_new_champion_takes_over_under_load_without_a_failed_request(
     assert late == [], "once version 2 has answered, every later request is answered by version 2"
     assert group_members(old_pid) == [], "the old server's processes are gone"
     assert not any("models:/credit-score/1" in c for c in children_of(stack.supervisor.pid))  # type: ignore[union-attr]
+
+    # NB: a decision we return is a decision we have recorded, whichever server answered it.
+    answered = [a.body for a in load.answers if a.status == 200 and a.body is not None]
+    assert {body["model_version"] for body in answered} == {"1", "2"}
+    runs = {version: run_of(stack, version) for version in ("1", "2")}
+    assert runs["1"][0] != runs["2"][0]
+    records = recorded(stack.api_url, [body["application_id"] for body in answered])
+    unlike = {
+        body["application_id"]: why
+        for body in answered
+        if (why := not_as_answered(records[body["application_id"]], body, runs[body["model_version"]]))
+    }
+    assert unlike == {}, (
+        f"{len(unlike)} of {len(answered)} answers not recorded as answered: {list(unlike.items())[:5]}"
+    )
     record(
         request.config,
         FIGURE,

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -18,6 +22,7 @@ import respx
 from prometheus_client import REGISTRY
 
 from model_code.rollout import Backend
+from scripts.processes import free_port, group_members, port_is_free
 from serving.config import Settings
 from serving.registry import Registry, Version
 from serving.servers import ScoringServer
@@ -312,6 +317,7 @@ def test_a_server_that_exits_while_serving_is_started_again(run: Callable[..., N
         await supervisor.follow("champion")
 
         assert len(world.of("1")) == 2
+        assert world.of("1")[0].stopped, "what is left of the exited server's group is stopped"
         assert supervisor.state().champion is not None
         assert (
             REGISTRY.get_sample_value("credit_model_server_exits_total", {"alias": "champion"}) == exits + 1
@@ -342,3 +348,157 @@ def test_the_challenger_is_served_whatever_it_decides_and_drained_when_its_alias
 
 def test_without_shadowing_no_challenger_is_followed() -> None:
     assert Settings(MLFLOW_TRACKING_URI=TRACKING).aliases == ("champion",)
+
+
+async def _until(check: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "not within the time allowed"
+        await asyncio.sleep(0.02)
+
+
+def errors(loop: str) -> float:
+    return REGISTRY.get_sample_value("credit_model_supervisor_errors_total", {"loop": loop}) or 0.0
+
+
+def test_a_server_that_cannot_be_started_fails_that_rollout_and_following_goes_on(
+    run: Callable[..., None], caplog: pytest.LogCaptureFixture
+) -> None:
+    """No process at all (Popen or the free port raised OSError): counted, retried; the loop lives on."""
+
+    async def scenario(supervisor: Supervisor, world: World) -> None:
+        make, attempts = supervisor._make_server, []
+
+        def no_file_descriptors_left_once(version: Version) -> ScoringServer:
+            attempts.append(version.version)
+            if len(attempts) == 1:
+                raise OSError(24, "Too many open files")
+            return make(version)
+
+        supervisor._make_server = no_file_descriptors_left_once
+        world.aliases["champion"] = "1"
+        failed_before = count("start_failed")
+        supervisor.start()
+
+        await _until(lambda: supervisor.state().champion is not None)
+
+        assert attempts == ["1", "1"]
+        assert count("start_failed") == failed_before + 1
+        assert supervisor.state().rollouts["champion"].state == "completed"
+        assert supervisor.problems() == []
+
+    with caplog.at_level("ERROR", logger="serving.supervisor"):
+        run(scenario, ROLLOUT_POLL_SECONDS=0.05, ROLLOUT_RETRY_SECONDS=0)
+    assert "version 1 failed (start_failed): its server could not be started (OSError)" in caplog.text
+    assert "Too many open files" not in caplog.text, "the class is logged, not the error's text"
+
+
+def test_an_unexpected_error_while_following_is_counted_reported_and_the_loop_goes_on(
+    run: Callable[..., None], caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario(supervisor: Supervisor, world: World) -> None:
+        follow, broken = supervisor.follow, [True]
+
+        async def buggy_follow(alias: str) -> None:
+            if broken[0]:
+                raise KeyError("a key quoted from a body")
+            await follow(alias)
+
+        supervisor.follow = buggy_follow  # type: ignore[method-assign]
+        world.aliases["champion"] = "1"
+        before = errors("follow-champion")
+        supervisor.start()
+
+        await _until(lambda: errors("follow-champion") >= before + 3)
+        (problem,) = supervisor.problems()
+        assert problem.startswith("follow-champion failed ")
+        assert "(KeyError); what is served keeps serving" in problem
+        assert supervisor.state().champion is None
+
+        broken[0] = False
+        await _until(lambda: supervisor.state().champion is not None)
+        assert supervisor.problems() == []
+
+    with caplog.at_level("ERROR", logger="serving.supervisor"):
+        run(scenario, ROLLOUT_POLL_SECONDS=0.05)
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert line.startswith("follow-champion failed (KeyError at test_supervisor.py:"), "once, class and place"
+    assert "in buggy_follow)" in line
+    assert "quoted from a body" not in caplog.text
+
+
+def test_a_loop_that_has_stopped_is_a_problem(run: Callable[..., None]) -> None:
+    async def scenario(supervisor: Supervisor, world: World) -> None:
+        supervisor.start()
+        assert supervisor.problems() == []
+        supervisor._loops["reaper"].cancel()
+        await asyncio.sleep(0.05)
+        assert supervisor.problems() == ["reaper has stopped: restart the supervisor"]
+
+    run(scenario)
+
+
+class OrphaningServer(ScoringServer):
+    """A real process group shaped like `mlflow models serve`'s: a parent, and a child on the port."""
+
+    def start(self) -> OrphaningServer:
+        child = f"{sys.executable} -m http.server {self.port} --bind 127.0.0.1"
+        self.process = subprocess.Popen(
+            ["sh", "-c", f"{child} >/dev/null 2>&1 & wait"], stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        self.started_at = datetime.now(UTC)
+        return self
+
+    async def wait_ready(self, within: float) -> str | None:
+        deadline = asyncio.get_running_loop().time() + within
+        while port_is_free("127.0.0.1", self.port):
+            if asyncio.get_running_loop().time() > deadline:
+                return "its child never listened"
+            await asyncio.sleep(0.05)
+        return None
+
+
+def test_a_server_whose_parent_exited_has_its_group_stopped_and_its_port_freed(
+    run: Callable[..., None],
+) -> None:
+    """mlflow's process died, its uvicorn child did not: the child must not be left serving on the port."""
+    groups: list[int] = []
+
+    async def scenario(supervisor: Supervisor, world: World) -> None:
+        def real(version: Version) -> ScoringServer:
+            server = OrphaningServer(
+                "credit-score",
+                version,
+                bind_host="127.0.0.1",
+                local_host="127.0.0.1",
+                advertise_host="127.0.0.1",
+                port=free_port(),
+                env={},
+            )
+            world.servers.append(cast(FakeServer, server))
+            return server
+
+        supervisor._make_server = real
+        world.aliases["champion"] = "1"
+        await supervisor.follow("champion")
+        (crashed,) = world.of("1")
+        assert isinstance(crashed, OrphaningServer)
+        groups.append(crashed.pid)
+        os.kill(crashed.pid, signal.SIGKILL)  # NB: the parent only, as a crash of mlflow's process
+        await _until(lambda: not crashed.running())
+        assert group_members(crashed.pid) != [], "its child lives on"
+        assert not port_is_free("127.0.0.1", crashed.port)
+
+        supervisor._make_server = world.make
+        await supervisor.follow("champion")
+
+        assert group_members(crashed.pid) == [], "the orphaned child was stopped with its group"
+        assert port_is_free("127.0.0.1", crashed.port)
+        assert supervisor.champion_address() == ("127.0.0.1", world.of("1")[1].port)
+
+    try:
+        run(scenario)
+    finally:
+        for pgid in groups:  # NB: only the group this test started, should the supervisor have left it
+            if group_members(pgid):
+                os.killpg(pgid, signal.SIGKILL)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import httpx
+import pytest
 import respx
+from prometheus_client import REGISTRY
 
 from facade.drift import DriftMonitor
 from facade.service import PredictionService
@@ -189,3 +192,108 @@ def test_without_a_supervisor_the_facade_calls_scoring_url_only() -> None:
         return backends.champion is backends.fallback, moved
 
     assert asyncio.run(scenario()) == (True, False)
+
+
+def test_an_unreadable_state_is_logged_without_quoting_the_supervisors_body(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """pydantic's ValidationError is a ValueError whose text quotes the input: only where and why named."""
+    secret = "Bearer-s3cr3t-from-the-body"
+    supervisor = FakeSupervisor()
+    supervisor.serve(champion={**V1, "version": {"token": secret}})
+    del supervisor.state["model_name"]
+
+    async def scenario() -> bool:
+        async with httpx.AsyncClient(base_url=SUPERVISOR_URL) as http:
+            backends = await _backends(http, Connections())
+            on_fallback = backends.champion is backends.fallback
+            await backends.stop()
+            return on_fallback
+
+    with _router(supervisor), caplog.at_level(logging.WARNING, logger="facade.upstream.backends"):
+        on_fallback = asyncio.run(scenario())
+
+    (line,) = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+    assert secret not in caplog.text
+    assert "ValidationError at " in line
+    assert "model_name: missing" in line, "the field and the rule are named"
+    assert "champion.version: string_type" in line
+    assert on_fallback, "no state was read: the stable address is called"
+
+
+def _supervisor_errors() -> float:
+    return REGISTRY.get_sample_value("upstream_errors_total", {"kind": "supervisor"}) or 0.0
+
+
+def test_a_state_whose_client_cannot_be_made_keeps_the_last_state_and_raises_into_no_request() -> None:
+    supervisor = FakeSupervisor()
+    supervisor.serve(champion=V1)
+    connections = Connections()
+
+    def connect(url: str, role: Role) -> tuple[ScoringClient, httpx.AsyncClient]:
+        if url == V2_URL and refused:
+            raise ValueError("no client for it")
+        return connections(url, role)
+
+    refused = True
+
+    async def scenario() -> tuple[str, str, float]:
+        async with httpx.AsyncClient(base_url=SUPERVISOR_URL) as http:
+            backends = ScoringBackends(_fallback(), connect, http, poll_seconds=60)
+            await backends.start()
+            before = _supervisor_errors()
+            supervisor.serve(champion=V2, challenger=V1)
+            moved = await backends.moved_from(backends.champion)  # what a failed call does
+            kept = (await backends.champion.predict([APPROVED]))[0].model_run_id
+            counted = _supervisor_errors() - before
+            nonlocal refused
+            refused = False
+            await backends.refresh()
+            followed = (await backends.champion.predict([APPROVED]))[0].model_run_id
+            await backends.stop()
+            assert moved is False
+            return kept, followed, counted
+
+    with _router(supervisor):
+        kept, followed, counted = asyncio.run(scenario())
+
+    assert kept == RUN_1, "the last state applied stays in force"
+    assert counted == 1
+    assert followed == RUN_V2
+
+
+def test_the_poller_outlives_an_unexpected_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    supervisor = FakeSupervisor()
+    supervisor.serve(champion=V1)
+    failures = [RuntimeError("a bug")]
+
+    async def scenario() -> tuple[str, float]:
+        async with httpx.AsyncClient(base_url=SUPERVISOR_URL) as http:
+            backends = ScoringBackends(_fallback(), Connections(), http, poll_seconds=0.01)
+            await backends.start()
+            fetch = backends._fetch
+
+            async def fetch_with_a_bug(client: httpx.AsyncClient) -> None:
+                if failures:
+                    raise failures.pop()
+                await fetch(client)
+
+            monkeypatch.setattr(backends, "_fetch", fetch_with_a_bug)
+            before = _supervisor_errors()
+            supervisor.serve(champion=V2)
+            for _ in range(500):  # NB: 5 s at most
+                champion = backends.state.champion if backends.state is not None else None
+                if champion is not None and champion.version == "2":
+                    break
+                await asyncio.sleep(0.01)
+            run_id = (await backends.champion.predict([APPROVED]))[0].model_run_id
+            counted = _supervisor_errors() - before
+            await backends.stop()
+            return run_id, counted
+
+    with _router(supervisor):
+        run_id, counted = asyncio.run(scenario())
+
+    assert failures == [], "the bug was hit"
+    assert run_id == RUN_V2, "the poll after the bug followed the new champion"
+    assert counted == 1

@@ -226,9 +226,9 @@ class PredictionService:
                 decision_threshold=threshold,
                 reasons=[
                     {
-                        "code": reason.code,
-                        "description": reason.description,
-                        "contribution": reason.contribution,
+                        "code": reason["code"],
+                        "description": reason["description"],
+                        "contribution": reason["contribution"],
                     }
                     for reason in row.reasons
                 ],

@@ -210,3 +210,14 @@ def test_answers_are_the_json_the_public_models_give(client: TestClient) -> None
     assert batch.content == model.model_dump_json().encode()
     assert (model.count, model.summary.approved, model.summary.rejected) == (2, 1, 1)
     assert [p.reasons == [] for p in model.predictions] == [True, False]
+
+
+def test_application_ids_are_distinct_random_uuid4s() -> None:
+    from facade.service import application_ids
+
+    ids = application_ids(1000)
+
+    assert len(set(ids)) == 1000
+    assert {(i.version, i.variant) for i in ids} == {(4, uuid.RFC_4122)}
+    assert all(uuid.UUID(str(i), version=4) == i for i in ids)
+    assert application_ids(0) == []

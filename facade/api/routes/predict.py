@@ -56,19 +56,19 @@ def _json(content: bytes) -> Response:
     return Response(content, media_type="application/json")
 
 
-def _submission(request: Request, application: Any, entered: Any) -> Submission:
-    # NB: ``entered`` is the JSON object the client sent for this applicant, already parsed by
-    # FastAPI (request.json() is cached) and validated as ``application``: the record keeps those
-    # values as sent (36.0 stays 36.0), the model scores the validated ones.
-    return Submission(
-        # NB: the validated model's own dict of its fields, not a copy (model_dump) for every row.
-        application=application.__dict__,
-        entered=entered,
-        request_id=request_id_of(request),
-        # NB: left by require_scope, which admitted this request: a key's name, a token's subject,
-        # a certificate's common name or "anonymous"; never a secret.
-        client=cast(Principal, request.state.principal).name,
-    )
+def _submissions(request: Request, applications: list[Any], entered: list[Any]) -> list[Submission]:
+    # NB: ``entered`` holds the JSON objects the client sent, already parsed by FastAPI
+    # (request.json() is cached) and validated as ``applications``: the record keeps those values as
+    # sent (36.0 stays 36.0), the model scores the validated ones (each model's own dict of its
+    # fields, not a copy for every row).
+    request_id = request_id_of(request)
+    # NB: left by require_scope, which admitted this request: a key's name, a token's subject, a
+    # certificate's common name or "anonymous"; never a secret.
+    client = cast(Principal, request.state.principal).name
+    return [
+        Submission(application=application.__dict__, entered=sent, request_id=request_id, client=client)
+        for application, sent in zip(applications, entered, strict=True)
+    ]
 
 
 @router.post(
@@ -86,7 +86,8 @@ async def predict(
     The decision is recorded before it is answered (when decision records are on); if its record
     cannot be written the answer is 503 and no decision is returned.
     """
-    decision = await service.decide_one(_submission(request, application_in, await request.json()))
+    (submission,) = _submissions(request, [application_in], [await request.json()])
+    decision = await service.decide_one(submission)
     annotate_access_log(request, application_ids=[str(decision.application_id)])
     return _json(prediction_json(_public(decision)))
 
@@ -109,9 +110,7 @@ async def predict_batch(
     """
     BATCH_PREDICTION_SIZE.observe(len(batch_in.applications))
     entered = (await request.json())["applications"]
-    decided = await service.decide(
-        [_submission(request, a, sent) for a, sent in zip(batch_in.applications, entered, strict=True)]
-    )
+    decided = await service.decide(_submissions(request, batch_in.applications, entered))
     predictions = [_public(decision) for decision in decided.decisions]
     annotate_access_log(request, application_ids=[str(d.application_id) for d in decided.decisions])
     approved = sum(d.row.prediction == APPROVED for d in decided.decisions)

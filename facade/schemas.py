@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, create_model
+from typing_extensions import TypedDict
 
-from facade.contract import output_fields
+from facade.contract import ReasonRow, output_fields
 from model_code.contract import DECISIONS
 from model_code.rollout import RolloutPhase
 from model_code.schema import EXAMPLE_APPLICANTS, FEATURES, Feature, Kind
@@ -133,6 +134,56 @@ class BatchPredictionPublic(BaseModel):
     count: int
     summary: BatchSummary
     model_version: str = Field(description="Registered version of the model that scored the batch.")
+
+
+# NB: the predict routes' answers are serialised from plain dicts by these TypedDict twins of
+# PredictionPublic and BatchPredictionPublic (the same fields, in the same order, with the same
+# types): the rows were validated when the scoring server's answer was parsed, and building a
+# model for every row and every reason cost more than the serialisation itself. The models stay
+# the routes' response_model, what the OpenAPI document shows; a test holds the twins' JSON to
+# the models'.
+_PREDICTION_FIELDS = PredictionPublic.model_fields
+PredictionRow = TypedDict(  # type: ignore[misc]
+    "PredictionRow",
+    {
+        name: (list[ReasonRow] if name == "reasons" else _PREDICTION_FIELDS[name].annotation)
+        for name in _PREDICTION_FIELDS
+    },
+)
+
+
+class _SummaryRow(TypedDict):
+    approved: int
+    rejected: int
+
+
+class _BatchRow(TypedDict):
+    predictions: list[PredictionRow]
+    count: int
+    summary: _SummaryRow
+    model_version: str
+
+
+_PREDICTION_JSON: TypeAdapter[Any] = TypeAdapter(PredictionRow)
+_BATCH_JSON: TypeAdapter[Any] = TypeAdapter(_BatchRow)
+
+
+def prediction_json(prediction: dict[str, Any]) -> bytes:
+    """One prediction (PredictionPublic's fields, as a dict) as the JSON PredictionPublic would give."""
+    return _PREDICTION_JSON.dump_json(prediction)
+
+
+def batch_json(predictions: list[dict[str, Any]], approved: int, model_version: str) -> bytes:
+    """A batch's answer as the JSON BatchPredictionPublic would give."""
+    summary = {"approved": approved, "rejected": len(predictions) - approved}
+    return _BATCH_JSON.dump_json(
+        {
+            "predictions": predictions,
+            "count": len(predictions),
+            "summary": summary,
+            "model_version": model_version,
+        }
+    )
 
 
 class FeaturePublic(BaseModel):

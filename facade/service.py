@@ -12,12 +12,13 @@ is then neither counted, nor watched for drift, nor shadowed (only a decision re
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from facade.contract import ScoredRow
 from facade.drift import DriftMonitor
@@ -96,6 +97,24 @@ class Batching:
     max_rows: int
     max_wait: float
     max_concurrency: int
+
+
+# NB: the version (4) and variant (RFC 4122) bits of a UUID4, over 128 random bits.
+_UUID4_KEEP = ~(0xF000 << 64) & ~(0xC000 << 48)
+_UUID4_SET = (4 << 76) | (0x8000 << 48)
+
+
+def application_ids(count: int) -> list[UUID]:
+    """``count`` random UUID4s, as ``uuid.uuid4`` makes them, from one read of the OS's random source.
+
+    NB: uuid4() reads 16 bytes a call and checks its arguments: for a 10,000-row batch, 38 ms
+    against 20 ms here.
+    """
+    random = os.urandom(16 * count)
+    return [
+        UUID(int=(int.from_bytes(random[i : i + 16]) & _UUID4_KEEP) | _UUID4_SET)
+        for i in range(0, 16 * count, 16)
+    ]
 
 
 def _single_run(rows: Sequence[ScoredRow]) -> str:
@@ -237,10 +256,12 @@ class PredictionService:
     ) -> list[Decision]:
         if self.records is None:
             at = datetime.now(UTC)
-            return [Decision(row, version, uuid4(), at) for row in rows]
+            return [
+                Decision(row, version, i, at) for row, i in zip(rows, application_ids(len(rows)), strict=True)
+            ]
         drafts = [
             DecisionDraft(
-                application_id=uuid4(),
+                application_id=application_id,
                 request_id=submission.request_id,
                 client=submission.client,
                 model_name=self.registry.model_name,
@@ -255,16 +276,18 @@ class PredictionService:
                 decision_threshold=threshold,
                 reasons=[
                     {
-                        "code": reason.code,
-                        "description": reason.description,
-                        "contribution": reason.contribution,
+                        "code": reason["code"],
+                        "description": reason["description"],
+                        "contribution": reason["contribution"],
                     }
                     for reason in row.reasons
                 ],
                 application=submission.entered,
                 schema_version=SCHEMA_VERSION,
             )
-            for submission, row in zip(submissions, rows, strict=True)
+            for submission, row, application_id in zip(
+                submissions, rows, application_ids(len(rows)), strict=True
+            )
         ]
         records = await self.records.append(drafts)
         # NB: only now, the records written: a decision refused (503) is not counted, watched or shadowed.

@@ -54,8 +54,28 @@ def route_template(scope: Scope) -> str:
     instrumentation and the last-resort 500 both ask.
     """
     if _ROUTE_TEMPLATE not in scope:
-        scope[_ROUTE_TEMPLATE] = _match_template(scope)
+        scope[_ROUTE_TEMPLATE] = _cached_template(scope)
     return str(scope[_ROUTE_TEMPLATE])
+
+
+def _cached_template(scope: Scope) -> str:
+    """The template, remembered per app, method and path for the routes without path parameters.
+
+    NB: matching walks every route (3 % of the facade's CPU at 32 clients); the cache only holds
+    paths that are templates themselves, so it is bounded by the app's routes, whatever is sent.
+    """
+    app = scope["app"]
+    cache: dict[tuple[str, str], str] | None = getattr(app, "_facade_route_templates", None)
+    if cache is None:
+        cache = {}
+        app._facade_route_templates = cache
+    key = (str(scope["method"]), str(scope["path"]))
+    template = cache.get(key)
+    if template is None:
+        template = _match_template(scope)
+        if template == key[1]:
+            cache[key] = template
+    return template
 
 
 def _match_template(scope: Scope) -> str:

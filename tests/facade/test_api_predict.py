@@ -194,3 +194,30 @@ def test_batch_maps_score_points_and_reasons_per_row(client: TestClient) -> None
     assert approved["reasons"] == []
     assert rejected["reasons"][0]["code"] == "DEROGATORY_MARKS"
     assert approved["credit_score"] > rejected["credit_score"]
+
+
+def test_answers_are_the_json_the_public_models_give(client: TestClient) -> None:
+    """The routes serialise plain dicts (facade.schemas.prediction_json, batch_json); the bytes must be
+    what PredictionPublic and BatchPredictionPublic would have produced, field for field."""
+    from facade.schemas import BatchPredictionPublic, PredictionPublic
+
+    one = client.post("/api/v1/predict", json=REJECTED)
+    assert one.headers["content-type"] == "application/json"
+    assert one.content == PredictionPublic.model_validate_json(one.content).model_dump_json().encode()
+    batch = client.post("/api/v1/predict/batch", json={"applications": [APPROVED, REJECTED]})
+    assert batch.headers["content-type"] == "application/json"
+    model = BatchPredictionPublic.model_validate_json(batch.content)
+    assert batch.content == model.model_dump_json().encode()
+    assert (model.count, model.summary.approved, model.summary.rejected) == (2, 1, 1)
+    assert [p.reasons == [] for p in model.predictions] == [True, False]
+
+
+def test_application_ids_are_distinct_random_uuid4s() -> None:
+    from facade.service import application_ids
+
+    ids = application_ids(1000)
+
+    assert len(set(ids)) == 1000
+    assert {(i.version, i.variant) for i in ids} == {(4, uuid.RFC_4122)}
+    assert all(uuid.UUID(str(i), version=4) == i for i in ids)
+    assert application_ids(0) == []

@@ -48,6 +48,7 @@ def create_app(settings: Settings, env: dict[str, str]) -> Starlette:
             advertise_host=settings.advertise_host,
             port=free_port(settings.local_host),
             env=env,
+            workers=settings.SCORING_WORKERS,
         )
 
     @asynccontextmanager

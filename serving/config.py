@@ -41,6 +41,13 @@ class Settings(BaseSettings):
         default=300.0, ge=0, le=86400, description="A version that failed is tried again after this long."
     )
 
+    SCORING_WORKERS: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="uvicorn workers of each version's scoring server (each loads the model, about 330 MB).",
+    )
+
     SERVING_HOST: str = Field(default="127.0.0.1", description="Where the scoring servers and ports bind.")
     SERVING_ADVERTISE_HOST: str | None = Field(
         default=None, description="The host name facades reach the scoring servers by (default SERVING_HOST)."

@@ -4,6 +4,13 @@
 as its child; both stay in the process group the supervisor gives the server, so stopping signals
 the group: SIGTERM first (uvicorn finishes the requests in flight, then exits), SIGKILL for what
 is left after the grace period. Only groups started here are ever signalled.
+
+The supervisor binds each server's listening socket itself, with TCP_NODELAY, and hands it to uvicorn
+as its stdin (``UVICORN_FD=0``; `mlflow models serve` passes its stdin on, and closes every other
+descriptor): with ``--workers`` above 1 uvicorn would bind a socket asyncio never sets TCP_NODELAY
+on, and Nagle's algorithm with the client's delayed ACK adds about 40 ms to every keep-alive
+request. Linux gives accepted connections the listener's TCP_NODELAY. The port is also bound at
+once, not seconds later when the child gets to it.
 """
 
 from __future__ import annotations
@@ -35,13 +42,25 @@ STOP_GRACE_SECONDS = 8.0
 PR_SET_PDEATHSIG = 1
 
 
-def serve_command(model_uri: str, host: str, port: int) -> list[str]:
-    """`mlflow models serve` of ``model_uri`` in this interpreter's environment (one uvicorn worker)."""
+LISTEN_BACKLOG = 2048  # NB: uvicorn's own default
+
+
+def serve_command(model_uri: str, host: str, port: int, workers: int = 1) -> list[str]:
+    """`mlflow models serve` of ``model_uri`` in this interpreter's environment, with ``workers`` workers."""
     # NB: `python -m mlflow`, not a console script on PATH: the same interpreter, venv or image.
+    # -h and -p only name the address: uvicorn listens on the socket UVICORN_FD gives it.
     return [
         sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
-        "--env-manager", "local", "-h", host, "-p", str(port), "-w", "1",
+        "--env-manager", "local", "-h", host, "-p", str(port), "-w", str(workers),
     ]  # fmt: skip
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host``:``port`` whose accepted connections have TCP_NODELAY."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=LISTEN_BACKLOG)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def free_port(host: str) -> int:
@@ -64,14 +83,20 @@ class ScoringServer:
         advertise_host: str,
         port: int,
         env: Mapping[str, str],
+        workers: int = 1,
     ) -> None:
         self.version = version
         self.model_uri = f"models:/{model_name}/{version.version}"
         self.bind_host, self.local_host, self.advertise_host = bind_host, local_host, advertise_host
         self.port = port
+        self.workers = workers
         # NB: `mlflow models serve` runs `exec uvicorn` through bash, found on PATH: this
         # interpreter's scripts come first, so that the venv's (or the image's) uvicorn is the one.
-        self._env = {**env, "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])}
+        self._env = {
+            **env,
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+            "UVICORN_FD": "0",
+        }
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at: datetime | None = None
         self._started: float | None = None
@@ -102,21 +127,24 @@ class ScoringServer:
         )
 
     def start(self) -> ScoringServer:
-        # NB: its output goes to the supervisor's (the container's log, `make run`'s log file).
-        self.process = subprocess.Popen(
-            serve_command(self.model_uri, self.bind_host, self.port),
-            env=self._env,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=_terminate_with_parent,
-        )
+        # NB: its output goes to the supervisor's (the container's log, `make run`'s log file). The
+        # listener is the child's from here on: ours closes, so the port goes with the server's group.
+        with listen(self.bind_host, self.port) as listener:
+            self.process = subprocess.Popen(
+                serve_command(self.model_uri, self.bind_host, self.port, self.workers),
+                env=self._env,
+                stdin=listener.fileno(),
+                start_new_session=True,
+                preexec_fn=_terminate_with_parent,
+            )
         self.started_at = datetime.now(UTC)
         self._started = time.monotonic()
         logger.info(
-            "started the scoring server of version %s on port %d (pid %d)",
+            "started the scoring server of version %s on port %d (pid %d, %d worker(s))",
             self.version.version,
             self.port,
             self.pid,
+            self.workers,
         )
         return self
 

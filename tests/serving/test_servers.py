@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
+import sys
 import time
 from typing import Any
 
+import pytest
+
 from scripts.processes import group_members
 from serving.registry import Version
-from serving.servers import ScoringServer
+from serving.servers import ScoringServer, free_port
 
 
 class SlowToReap(subprocess.Popen[bytes]):
@@ -102,3 +106,46 @@ def test_stopping_a_server_stops_the_child_its_exited_parent_left_in_the_group()
         assert group_members(pgid) == []
     finally:
         _kill_if_left(pgid)
+
+
+# Stands in for uvicorn: accepts one connection on the socket it was handed and tells the client
+# which descriptor UVICORN_FD named and whether the accepted connection has TCP_NODELAY.
+ACCEPTS_ON_THE_HANDED_SOCKET = """
+import os, socket
+listener = socket.socket(fileno=int(os.environ["UVICORN_FD"]))
+conn, _ = listener.accept()
+nodelay = conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+conn.sendall(f"fd={os.environ['UVICORN_FD']} nodelay={int(bool(nodelay))}".encode())
+conn.close()
+"""
+
+
+def test_a_server_listens_on_a_socket_the_supervisor_bound_and_its_connections_have_no_nagle_delay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With several uvicorn workers, uvicorn's own socket would leave Nagle on: ~40 ms a keep-alive call."""
+    monkeypatch.setattr(
+        "serving.servers.serve_command",
+        lambda *args: [sys.executable, "-c", ACCEPTS_ON_THE_HANDED_SOCKET],
+    )
+    server = ScoringServer(
+        "credit-score",
+        Version("1", "1" * 32),
+        bind_host="127.0.0.1",
+        local_host="127.0.0.1",
+        advertise_host="127.0.0.1",
+        port=free_port("127.0.0.1"),
+        env=dict(os.environ),
+        workers=2,
+    ).start()
+    pgid = server.pid
+    try:
+        # NB: no retry loop: the port listens from the moment start() returns.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
+            answer = client.recv(100).decode()
+        assert answer == "fd=0 nodelay=1"
+        server.process.wait(timeout=10)  # type: ignore[union-attr]
+    finally:
+        _kill_if_left(pgid)
+    with pytest.raises(ConnectionRefusedError):  # NB: the supervisor kept no copy of the listener
+        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()

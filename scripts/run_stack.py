@@ -143,8 +143,9 @@ class Stack:
             if not champion_exists(c):
                 raise SystemExit(f"[make run] training finished but there is no @{c.model_alias}")
 
-        # NB: ROLLOUT_POLL_SECONDS, SHADOW_SAMPLE_RATE and the other ROLLOUT_* settings pass through
-        # from the environment; the stable port's /ping answers once the champion's server passed its gate.
+        # NB: ROLLOUT_POLL_SECONDS, SHADOW_SAMPLE_RATE, SCORING_WORKERS and the other ROLLOUT_* settings
+        # pass through from the environment; the stable port's /ping answers once the champion's
+        # server passed its gate.
         supervisor = self.start(
             "serving-supervisor",
             commands.serving_supervisor(),

@@ -5,12 +5,13 @@ as its child; both stay in the process group the supervisor gives the server, so
 the group: SIGTERM first (uvicorn finishes the requests in flight, then exits), SIGKILL for what
 is left after the grace period. Only groups started here are ever signalled.
 
-The supervisor binds each server's listening socket itself, with TCP_NODELAY, and hands it to uvicorn
-as its stdin (``UVICORN_FD=0``; `mlflow models serve` passes its stdin on, and closes every other
-descriptor): with ``--workers`` above 1 uvicorn would bind a socket asyncio never sets TCP_NODELAY
-on, and Nagle's algorithm with the client's delayed ACK adds about 40 ms to every keep-alive
-request. Linux gives accepted connections the listener's TCP_NODELAY. The port is also bound at
-once, not seconds later when the child gets to it.
+With several workers (``SCORING_WORKERS`` > 1) the supervisor binds each server's listening
+socket itself, with TCP_NODELAY, and hands it to uvicorn as its stdin (``UVICORN_FD=0``; `mlflow
+models serve` passes its stdin on, and closes every other descriptor): uvicorn's own socket for
+several workers is one asyncio never sets TCP_NODELAY on, and Nagle's algorithm with the client's
+delayed ACK adds about 40 ms to every keep-alive request. Linux gives accepted connections the
+listener's TCP_NODELAY. With one worker uvicorn binds its own socket, which asyncio gives
+TCP_NODELAY and which uvicorn closes at SIGTERM.
 """
 
 from __future__ import annotations
@@ -92,11 +93,12 @@ class ScoringServer:
         self.workers = workers
         # NB: `mlflow models serve` runs `exec uvicorn` through bash, found on PATH: this
         # interpreter's scripts come first, so that the venv's (or the image's) uvicorn is the one.
-        self._env = {
-            **env,
-            "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
-            "UVICORN_FD": "0",
-        }
+        self._env = {**env, "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])}
+        if workers > 1:
+            # NB: only for several workers: with one, uvicorn's own socket gets TCP_NODELAY from
+            # asyncio and is closed at SIGTERM, so new connections are refused at once while the
+            # server drains (a handed-over fd 0 stays open until the processes exit).
+            self._env["UVICORN_FD"] = "0"
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at: datetime | None = None
         self._started: float | None = None
@@ -129,14 +131,24 @@ class ScoringServer:
     def start(self) -> ScoringServer:
         # NB: its output goes to the supervisor's (the container's log, `make run`'s log file). The
         # listener is the child's from here on: ours closes, so the port goes with the server's group.
-        with listen(self.bind_host, self.port) as listener:
+        command = serve_command(self.model_uri, self.bind_host, self.port, self.workers)
+        if self.workers == 1:
             self.process = subprocess.Popen(
-                serve_command(self.model_uri, self.bind_host, self.port, self.workers),
+                command,
                 env=self._env,
-                stdin=listener.fileno(),
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 preexec_fn=_terminate_with_parent,
             )
+        else:
+            with listen(self.bind_host, self.port) as listener:
+                self.process = subprocess.Popen(
+                    command,
+                    env=self._env,
+                    stdin=listener.fileno(),
+                    start_new_session=True,
+                    preexec_fn=_terminate_with_parent,
+                )
         self.started_at = datetime.now(UTC)
         self._started = time.monotonic()
         logger.info(

@@ -128,3 +128,13 @@ def test_exposition_passes_promtool(client: TestClient) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == ""
     assert result.stderr.strip() == ""
+
+
+def test_requests_with_made_up_methods_leave_the_route_template_cache_bounded(client: TestClient) -> None:
+    """Any method token reaches the app under h11; remembering each would grow without bound."""
+    client.post("/api/v1/predict", json=APPROVED)
+    for index in range(200):
+        assert client.request(f"FOO{index}", "/api/v1/predict").status_code == 405
+    cache = client.app._facade_route_templates  # type: ignore[attr-defined]
+    assert all(method in {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} for method, _ in cache)
+    assert ("POST", "/api/v1/predict") in cache

@@ -116,7 +116,7 @@ def output_fields(reason: type[Any] = ReasonPublic) -> dict[str, tuple[Any, Any]
 
 
 def public_values(row: ScoredRow) -> dict[str, Any]:
-    """The public columns of a parsed row, ready for ``PredictionPublic.model_construct``.
+    """The public columns of a parsed row, as the answers' TypedDict twins of ``PredictionPublic`` hold them.
 
     NB: read from ``__dict__``: the row was validated when it was parsed, and this runs for every
     row of a 10,000-row batch.

@@ -20,13 +20,19 @@ def venv_bin(name: str) -> str:
     return str(BIN / name)
 
 
+_STACK_OWNED = frozenset({"MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"})
+
+
 def child_env(**extra: str) -> dict[str, str]:
     """Environment for the stack's processes: this venv first on PATH, MLflow's job runner off.
 
     NB: `mlflow run --env-manager local` runs `python -m training.main` from PATH, so the venv must
-    come first; the job runner and its huey consumers would cost about 3 GB of memory.
+    come first; the job runner and its huey consumers would cost about 3 GB of memory. The stack
+    names its tracking server and experiment itself: an inherited MLFLOW_EXPERIMENT_ID (which
+    ``mlflow.set_experiment`` leaves in a process's environment) would make `mlflow run
+    --experiment-name` refuse to start.
     """
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env = {k: v for k, v in os.environ.items() if k not in _STACK_OWNED}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     env.update(extra)

@@ -99,8 +99,11 @@ def register_unloadable_version(stack: Stack) -> str:
     mlflow.set_tracking_uri(stack.tracking_uri)
     local = Path(mlflow.artifacts.download_artifacts("models:/credit-score/1", dst_path=tempfile.mkdtemp()))
     (local / "artifacts" / "pipeline.skops").write_bytes(b"not a pipeline")
-    mlflow.set_experiment(stack.store.experiment)
-    with mlflow.start_run() as run:
+    experiment_id = mlflow.set_experiment(stack.store.experiment).experiment_id
+    # NB: set_experiment leaves MLFLOW_EXPERIMENT_ID in this process's environment for the rest of
+    # the session; the run names its experiment instead.
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_artifacts(str(local), "model")
     return str(mlflow.register_model(f"runs:/{run.info.run_id}/model", "credit-score").version)
 

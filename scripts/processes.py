@@ -7,8 +7,6 @@ signalling its whole process group, and only groups this module started are ever
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import socket
 import subprocess
@@ -19,6 +17,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+# NB: one implementation of process-group plumbing, the serving supervisor's (it ships without scripts/).
+from serving.servers import group_alive, signal_group
+from serving.servers import group_members as group_members
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,12 +113,12 @@ class ManagedProcess:
         if self.process is None:
             return None
         pgid = self.process.pid  # NB: start_new_session makes the child its group's leader.
-        _signal_group(pgid, signal.SIGTERM)
+        signal_group(pgid, signal.SIGTERM)
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and (self.process.poll() is None or _group_alive(pgid)):
+        while time.monotonic() < deadline and (self.process.poll() is None or group_alive(pgid)):
             time.sleep(0.1)
-        if self.process.poll() is None or _group_alive(pgid):
-            _signal_group(pgid, signal.SIGKILL)
+        if self.process.poll() is None or group_alive(pgid):
+            signal_group(pgid, signal.SIGKILL)
         code = self.process.wait(timeout=grace)
         if self._log is not None:
             self._log.close()
@@ -124,39 +126,4 @@ class ManagedProcess:
 
     def interrupt(self) -> None:
         """Send SIGINT to the group, as Ctrl-C in a terminal would."""
-        _signal_group(self.pid, signal.SIGINT)
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, sig)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # NB: zombies of an exited group still count for killpg(0); look for a live member instead.
-    return any(_is_live_member(pid, pgid) for pid in _all_pids())
-
-
-def _all_pids() -> list[int]:
-    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
-
-
-def _is_live_member(pid: int, pgid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    # Fields after the parenthesised command: state is the 1st, pgrp the 3rd.
-    fields = stat.rsplit(")", 1)[1].split()
-    return fields[0] != "Z" and int(fields[2]) == pgid
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live processes in group ``pgid`` (used by tests to prove nothing was left behind)."""
-    return [pid for pid in _all_pids() if _is_live_member(pid, pgid)]
+        signal_group(self.pid, signal.SIGINT)

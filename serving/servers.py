@@ -185,7 +185,7 @@ class ScoringServer:
         if self.process is None:
             return
         pgid = self.process.pid  # NB: start_new_session made it its group's leader
-        _signal_group(pgid, signal.SIGTERM)
+        signal_group(pgid, signal.SIGTERM)
         deadline = time.monotonic() + grace
         # NB: polled: no event tells when the last member of a process group is gone.
         while time.monotonic() < deadline and (self.running() or group_alive(pgid)):  # noqa: ASYNC110
@@ -194,7 +194,7 @@ class ScoringServer:
             logger.warning(
                 "the server of version %s ignored SIGTERM for %.0f s: SIGKILL", self.version.version, grace
             )
-            _signal_group(pgid, signal.SIGKILL)
+            signal_group(pgid, signal.SIGKILL)
         # NB: polled, never Popen.wait: that would block the event loop (every alias, the forwarder
         # and the state port) for as long as a process takes to be reaped.
         deadline = time.monotonic() + grace
@@ -213,7 +213,8 @@ def _terminate_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
+def signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to process group ``pgid``, if anything is left in it."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
 
@@ -226,7 +227,13 @@ def group_alive(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
+    # NB: zombies of an exited group still count for killpg(0); look for a live member instead.
     return any(_live_member(entry, pgid) for entry in os.listdir("/proc") if entry.isdigit())
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes in group ``pgid`` (the tests use it to prove nothing was left behind)."""
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit() and _live_member(entry, pgid)]
 
 
 def _live_member(pid: str, pgid: int) -> bool:

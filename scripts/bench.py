@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -671,45 +671,36 @@ def _ints(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part]
 
 
-def _peers(text: str) -> list[str]:
-    if text == "none":
-        return []
-    if text == "all":
-        return list(OPTIONAL)
-    chosen = [p for p in text.split(",") if p]
-    unknown = sorted(set(chosen) - set(OPTIONAL))
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown peers {unknown}; choose from {', '.join(OPTIONAL)}, all, none"
-        )
-    return [p for p in OPTIONAL if p in chosen]
+def _names_from(kind: str, options: Sequence[str]) -> Callable[[str], list[str]]:
+    """An argparse type: a comma-separated choice of ``options`` (or all, or none), in their order."""
 
+    def parse(text: str) -> list[str]:
+        if text == "none":
+            return []
+        if text == "all":
+            return list(options)
+        chosen = [name for name in text.split(",") if name]
+        unknown = sorted(set(chosen) - set(options))
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"unknown {kind} {unknown}; choose from {', '.join(options)}, all, none"
+            )
+        return [name for name in options if name in chosen]
 
-def _variants(text: str) -> list[str]:
-    if text == "none":
-        return []
-    if text == "all":
-        return list(VARIANTS)
-    chosen = [v for v in text.split(",") if v]
-    unknown = sorted(set(chosen) - set(VARIANTS))
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}, all, none"
-        )
-    return [v for v in VARIANTS if v in chosen]
+    return parse
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
         "--peers",
-        type=_peers,
+        type=_names_from("peers", OPTIONAL),
         default=list(OPTIONAL),
         help=f"comma-separated among {', '.join(OPTIONAL)}; or all (the default), or none",
     )
     parser.add_argument(
         "--variants",
-        type=_variants,
+        type=_names_from("variants", list(VARIANTS)),
         default=list(VARIANTS),
         help=f"twins of the facade with a feature on: comma-separated among {', '.join(VARIANTS)}; "
         "or all (the default), or none",

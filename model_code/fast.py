@@ -112,21 +112,24 @@ class FlatForest:
         was split on: the path contributions, from the same walk that finds the leaves.
         """
         # NB: scikit-learn's trees compare float32 inputs with float64 thresholds; round first.
-        x = np.ascontiguousarray(features, dtype=np.float32).astype(np.float64)
-        n_rows = x.shape[0]
-        node = np.broadcast_to(self.roots, (n_rows, self.roots.size)).copy()
-        rows = np.arange(n_rows)[:, None] * self.n_features
-        flat_x = x.ravel()
+        flat_x = np.ascontiguousarray(features, dtype=np.float32).astype(np.float64).ravel()
+        n_rows, n_trees = features.shape[0], self.roots.size
+        # NB: the (row, tree) pairs flat, row-major, so that no step reshapes; one applicant (the
+        # common call) needs no row offsets at all. A step costs about a dozen numpy calls, and for a
+        # few rows their overhead is the walk's cost.
+        node = np.tile(self.roots, n_rows)
+        rows = None if n_rows == 1 else np.repeat(np.arange(n_rows) * self.n_features, n_trees)
+        feature, threshold = self.feature, self.threshold
+        edge_child, edge_delta = self.edge_child, self.edge_delta
         for _ in range(self.depth):
-            column = rows + self.feature[node]
+            column = feature[node] if rows is None else rows + feature[node]
             # NB: edge 2·node is "left", 2·node + 1 "right"; one gather each for child and value step.
-            edge = 2 * node + (flat_x[column] > self.threshold[node])
+            edge = 2 * node
+            edge += flat_x[column] > threshold[node]
             # NB: leaves loop to themselves, so their steps add exactly zero.
-            credit += np.bincount(
-                column.ravel(), weights=self.edge_delta[edge].ravel(), minlength=credit.size
-            )
-            node = self.edge_child[edge]
-        return node
+            credit += np.bincount(column, weights=edge_delta[edge], minlength=credit.size)
+            node = edge_child[edge]
+        return node.reshape(n_rows, n_trees)
 
 
 @dataclass(frozen=True)
@@ -204,13 +207,16 @@ class FastPipeline:
         """Risk with reason-code contributions; with calibration, the forest's contributions are
         rescaled so that calibrated base + contributions still equals the calibrated risk."""
         features = self.features(applicants)
-        parts = [
-            self.forest.contributions(features[i : i + chunk_rows])
-            for i in range(0, len(features), chunk_rows)
-        ]
-        raw = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0)
-        raw_base = parts[0][1] if parts else 0.0
-        by_column = np.vstack([p[2] for p in parts]) if parts else np.zeros((0, self.forest.n_features))
+        if 0 < len(features) <= chunk_rows:
+            raw, raw_base, by_column = self.forest.contributions(features)
+        else:
+            parts = [
+                self.forest.contributions(features[i : i + chunk_rows])
+                for i in range(0, len(features), chunk_rows)
+            ]
+            raw = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0)
+            raw_base = parts[0][1] if parts else 0.0
+            by_column = np.vstack([p[2] for p in parts]) if parts else np.zeros((0, self.forest.n_features))
         by_column = self._credit_back(features, by_column)
         risk = self._calibrate(raw)
         base = float(self._calibrate(np.array([raw_base]))[0])
@@ -219,5 +225,8 @@ class FastPipeline:
             scale = np.where(np.abs(moved) > 1e-15, (risk - base) / moved, 0.0)
         # NB: summed row by row in a fixed order (no BLAS matmul, whose blocking depends on the
         # number of rows), so an applicant's reasons do not depend on who shares its batch.
-        by_reason = np.column_stack([by_column[:, cols].sum(axis=1) for cols in self.reason_columns])
-        return Explanation(risk, base, by_reason * scale[:, None])
+        by_reason = np.empty((len(by_column), len(self.reason_columns)))
+        for j, cols in enumerate(self.reason_columns):
+            np.sum(by_column[:, cols], axis=1, out=by_reason[:, j])
+        by_reason *= scale[:, None]
+        return Explanation(risk, base, by_reason)

@@ -135,20 +135,19 @@ def decide(rejection: np.ndarray, threshold: float) -> dict[str, Any]:
 def principal_reasons(contributions: np.ndarray) -> list[list[dict[str, Any]]]:
     """Per row, up to four reasons that raised the risk most, largest first (ties in catalogue order)."""
     order = np.argsort(-contributions, axis=1, kind="stable")[:, :MAX_REASONS]
-    rows = []
-    for row, ranked in zip(contributions, order, strict=True):
-        rows.append(
-            [
-                {
-                    "code": REASONS[i].code,
-                    "description": REASONS[i].description,
-                    "contribution": float(row[i]),
-                }
-                for i in ranked
-                if row[i] > 0.0
-            ]
-        )
-    return rows
+    # NB: as Python lists: indexing numpy rows value by value cost a tenth of a 10,000-row call.
+    return [
+        [
+            {"code": _CODES[i], "description": _DESCRIPTIONS[i], "contribution": row[i]}
+            for i in ranked
+            if row[i] > 0.0
+        ]
+        for row, ranked in zip(contributions.tolist(), order.tolist(), strict=True)
+    ]
+
+
+_CODES = [reason.code for reason in REASONS]
+_DESCRIPTIONS = [reason.description for reason in REASONS]
 
 
 class InvalidApplicantData(MlflowException):
@@ -207,5 +206,6 @@ class CreditScoreModel(PythonModel):
         columns["reasons"] = principal_reasons(explanation.contributions)
         columns["model_run_id"] = [self.run_id] * len(risk)
         # NB: one DataFrame built once from a dict already in contract order: assigning column by
-        # column, or passing `columns=`, costs more than the trees for one applicant.
-        return pd.DataFrame(row_of(columns))
+        # column, or passing `columns=`, costs more than the trees for one applicant. The arrays are
+        # this call's own, so pandas need not copy them (a fifth of the frame's cost for one row).
+        return pd.DataFrame(row_of(columns), copy=False)

@@ -116,8 +116,14 @@ class DriftMonitor:
         if run_id != self._run_id:
             self._window.clear()
             self._run_id = run_id
-        for application, risk in zip(applications, risks, strict=True):
-            self._window.append({**application, SCORE_KEY: risk})
+        if len(applications) != len(risks):
+            raise ValueError("one risk per application")
+        # NB: only the rows the window keeps: a 10,000-row batch would otherwise copy every
+        # application into a dict the deque drops at once.
+        n_rows = len(applications)
+        keep = n_rows if self._window.maxlen is None else min(n_rows, self._window.maxlen)
+        for i in range(n_rows - keep, n_rows):
+            self._window.append({**applications[i], SCORE_KEY: risks[i]})
         self._observed += len(applications)
 
     async def refresh(self) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -205,8 +206,9 @@ class PredictionService:
         self, applications: Sequence[Application], rows: Sequence[ScoredRow], run_id: str, version: str
     ) -> None:
         """Count decisions about to be returned, add them to the drift window, offer the shadow a sample."""
-        for row in rows:
-            PREDICTIONS.labels(row.prediction, version).inc()
+        # NB: one increment a decision label, not one a row (a label lookup costs ~1.5 µs).
+        for prediction, count in Counter(row.prediction for row in rows).items():
+            PREDICTIONS.labels(prediction, version).inc(count)
         self.drift.observe(run_id, applications, [row.risk_score for row in rows])
         if self.shadow is not None:
             self.shadow.offer(applications, rows, version)

@@ -278,3 +278,27 @@ def test_the_reference_in_training_format_is_accepted_and_keeps_only_schema_fiel
 
     assert list(parsed["features"]) == list(FEATURE_NAMES)
     assert parsed["score"]["edges"] == reference["score"]["edges"]
+
+
+def test_a_batch_longer_than_the_window_leaves_its_last_rows_in_it() -> None:
+    # NB: the window keeps only the newest rows; a batch longer than it must leave exactly the
+    # batch's tail, as if only those rows had been observed.
+    old, new = shifted(applicants(WINDOW, seed=12)), applicants(WINDOW, seed=13)
+
+    async def psi_after(batches: list[list[dict[str, object]]]) -> dict[str, float] | None:
+        async with httpx.AsyncClient(base_url=TRACKING_URI) as http:
+            drift = DriftMonitor(RegistryClient(http, "credit-score"), WINDOW, MIN_SAMPLES)
+            for rows in batches:
+                drift.observe(RUN_1, rows, [0.1] * len(rows))
+            await drift.refresh()
+            return drift.psi()
+
+    with respx.mock(base_url=TRACKING_URI) as router:
+        router.get("/get-artifact").mock(return_value=httpx.Response(200, content=reference_body()))
+        one_batch = asyncio.run(psi_after([old + new]))
+        tail_only = asyncio.run(psi_after([new]))
+        shifted_only = asyncio.run(psi_after([old]))
+
+    assert one_batch is not None
+    assert one_batch == tail_only
+    assert one_batch != shifted_only

@@ -79,3 +79,18 @@ def test_any_valid_application_gets_coherent_deterministic_probabilities(
     assert [in_batch[k] for k in ["prediction", *PROBABILITIES]] == [
         row[k] for k in ["prediction", *PROBABILITIES]
     ]
+
+
+def test_each_column_of_the_answer_changes_alone(model: CreditScoreModel) -> None:
+    # NB: the answer's frame takes the model's arrays without copying them; a data scientist who
+    # edits one column of it must not find another column edited too.
+    answer = model.predict(None, model_input(list(EXAMPLE_APPLICANTS.values())))  # type: ignore[arg-type]
+    before = answer.copy()
+
+    answer.loc[0, "risk_score"] = 0.123
+    answer.loc[1, "approval_probability"] = 0.456
+
+    assert answer["risk_score"].tolist() == [0.123, before["risk_score"].tolist()[1]]
+    assert answer.drop(columns=["risk_score", "approval_probability"]).equals(
+        before.drop(columns=["risk_score", "approval_probability"])
+    )

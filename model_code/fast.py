@@ -223,8 +223,10 @@ class FastPipeline:
         moved = raw - raw_base
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(np.abs(moved) > 1e-15, (risk - base) / moved, 0.0)
-        # NB: summed row by row in a fixed order (no BLAS matmul, whose blocking depends on the
-        # number of rows), so an applicant's reasons do not depend on who shares its batch.
+        # NB: summed row by row (no BLAS matmul, whose blocking depends on the number of rows). numpy
+        # adds fewer than 8 values a row in the same order for one row as for many, so while every
+        # reason has fewer than 8 encoded columns (a test holds it) an applicant's reasons do not
+        # depend on who shares its batch; from 8 on, its pairwise sum would order them differently.
         by_reason = np.empty((len(by_column), len(self.reason_columns)))
         for j, cols in enumerate(self.reason_columns):
             np.sum(by_column[:, cols], axis=1, out=by_reason[:, j])

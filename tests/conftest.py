@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,16 @@ TEST_N_ESTIMATORS = 40
 
 
 project_env = commands.child_env
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # NB: the tests press Ctrl-C by sending SIGINT to a stack's process group, and a process
+    # started with SIGINT ignored keeps it ignored (Python installs its handler only over the
+    # default), as do its children. A session launched in the background of a script (`cmd &`)
+    # starts that way; restoring the default here lets what the tests start see SIGINT as in a
+    # terminal's foreground job.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @dataclass(frozen=True)

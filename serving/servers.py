@@ -131,24 +131,19 @@ class ScoringServer:
     def start(self) -> ScoringServer:
         # NB: its output goes to the supervisor's (the container's log, `make run`'s log file). The
         # listener is the child's from here on: ours closes, so the port goes with the server's group.
-        command = serve_command(self.model_uri, self.bind_host, self.port, self.workers)
-        if self.workers == 1:
+        with contextlib.ExitStack() as ours:
+            stdin = (
+                subprocess.DEVNULL
+                if self.workers == 1
+                else ours.enter_context(listen(self.bind_host, self.port)).fileno()
+            )
             self.process = subprocess.Popen(
-                command,
+                serve_command(self.model_uri, self.bind_host, self.port, self.workers),
                 env=self._env,
-                stdin=subprocess.DEVNULL,
+                stdin=stdin,
                 start_new_session=True,
                 preexec_fn=_terminate_with_parent,
             )
-        else:
-            with listen(self.bind_host, self.port) as listener:
-                self.process = subprocess.Popen(
-                    command,
-                    env=self._env,
-                    stdin=listener.fileno(),
-                    start_new_session=True,
-                    preexec_fn=_terminate_with_parent,
-                )
         self.started_at = datetime.now(UTC)
         self._started = time.monotonic()
         logger.info(

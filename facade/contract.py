@@ -110,9 +110,9 @@ else:
     )
 
 
-def output_fields(reason: type[Any] = ReasonPublic) -> dict[str, tuple[Any, Any]]:
-    """The public columns of the contract as ``create_model`` (or TypedDict) fields, in contract order."""
-    return {output.name: _field(output, reason) for output in PUBLIC_OUTPUTS}
+def output_fields() -> dict[str, tuple[Any, Any]]:
+    """The public columns of the contract as ``create_model`` fields, in contract order."""
+    return {output.name: _field(output, ReasonPublic) for output in PUBLIC_OUTPUTS}
 
 
 def public_values(row: ScoredRow) -> dict[str, Any]:

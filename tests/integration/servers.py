@@ -146,18 +146,26 @@ class Stack:
 
 
 @contextmanager
-def sqlite_stack(root: Path, *train_params: str) -> Iterator[Stack]:
-    """The whole stack on a SQLite store in ``root``: tracking server, a trained champion, serving,
-    facade; stopped (by process group) on exit."""
+def sqlite_tracking(root: Path) -> Iterator[Stack]:
+    """A stack on a SQLite store in ``root`` with its tracking server started; what the caller
+    starts besides is stopped with it (by process group) on exit."""
     stack = Stack(root, f"sqlite:///{root / 'mlflow.db'}")
     try:
         stack.start_tracking()
+        yield stack
+    finally:
+        stack.stop()
+
+
+@contextmanager
+def sqlite_stack(root: Path, *train_params: str) -> Iterator[Stack]:
+    """The whole stack on a SQLite store in ``root``: tracking server, a trained champion, serving,
+    facade; stopped (by process group) on exit."""
+    with sqlite_tracking(root) as stack:
         stack.train(*train_params)
         stack.start_scoring()
         stack.start_facade()
         yield stack
-    finally:
-        stack.stop()
 
 
 @dataclass

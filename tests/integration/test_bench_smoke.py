@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from scripts import bench
-from tests.integration.servers import Stack
+from tests.integration.servers import sqlite_tracking
 
 pytestmark = pytest.mark.integration
 
@@ -27,14 +27,9 @@ TINY = [
 @pytest.fixture(scope="module")
 def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A tracking server with a small trained champion, shared by both runs of the bench."""
-    root = tmp_path_factory.mktemp("bench-store")
-    stack = Stack(root, f"sqlite:///{root / 'mlflow.db'}")
-    try:
-        stack.start_tracking()
+    with sqlite_tracking(tmp_path_factory.mktemp("bench-store")) as stack:
         stack.train("n_samples=2000", "n_estimators=10")
         yield stack.tracking_uri
-    finally:
-        stack.stop()
 
 
 def test_bench_reports_every_scenario_with_ratios(tracking_uri: str, tmp_path: Path) -> None:

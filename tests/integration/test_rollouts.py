@@ -31,7 +31,7 @@ from model_code.schema import EXAMPLE_APPLICANTS
 from scripts.bench_rollout import Load, move_alias
 from scripts.processes import free_port, group_members
 from tests.figures import record
-from tests.integration.servers import Stack
+from tests.integration.servers import Stack, sqlite_tracking
 
 pytestmark = pytest.mark.integration
 
@@ -157,9 +157,7 @@ def not_as_answered(
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("rollouts")
-    stack = Stack(root, f"sqlite:///{root / 'mlflow.db'}")
-    try:
-        stack.start_tracking()
+    with sqlite_tracking(root) as stack:
         stack.train(*TRAIN, "seed=1")
         stack.train(*TRAIN, "seed=2")
         # NB: sigmoid calibration never gives a probability of 0, so the threshold rejects everyone.
@@ -175,8 +173,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # under the version, run and threshold that decided it.
         stack.start_facade(DECISIONS_DATABASE_URL=f"sqlite:///{root / 'decisions.db'}")
         yield stack
-    finally:
-        stack.stop()
 
 
 def test_a_new_champion_takes_over_under_load_without_a_failed_request(

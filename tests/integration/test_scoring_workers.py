@@ -11,32 +11,27 @@ import pytest
 
 from model_code.schema import EXAMPLE_APPLICANTS
 from scripts.processes import group_members
-from tests.integration.servers import Stack
+from tests.integration.servers import Stack, sqlite_tracking
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("workers")
-    stack = Stack(root, f"sqlite:///{root / 'mlflow.db'}")
-    try:
-        stack.start_tracking()
+    with sqlite_tracking(tmp_path_factory.mktemp("workers")) as stack:
         stack.train("n_samples=3000", "n_estimators=20")
         stack.start_supervisor(SCORING_WORKERS="2")
         stack.start_facade()
         yield stack
-    finally:
-        stack.stop()
 
 
 def _workers(pgid: int) -> list[int]:
     """The uvicorn workers in the server's group: multiprocessing's spawned children."""
+    commands = {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in group_members(pgid)}
     return [
         pid
-        for pid in group_members(pgid)
-        if b"multiprocessing.spawn" in Path(f"/proc/{pid}/cmdline").read_bytes()
-        and b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+        for pid, command in commands.items()
+        if b"multiprocessing.spawn" in command and b"resource_tracker" not in command
     ]
 
 
